@@ -1,0 +1,559 @@
+"""The public pooling ops: plan, move axes, call a kernel, move back.
+
+Every op checks its arguments through :func:`poolnd._geometry.plan_pool`
+before any work, brings its input into the kernels' layout ``(B, *L, C)``
+(one copy at most, none for contiguous input), runs a kernel and reshapes
+the result back into the input's own axis order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._geometry import PoolPlan, plan_pool
+from ._kernels.avg import avg_pool_backward as _avg_backward_kernel
+from ._kernels.avg import avg_pool_forward as _avg_forward_kernel
+from ._kernels.max import (
+    FLAT_INDEX,
+    NO_POSITION,
+    WINDOW_POSITION,
+    max_pool_backward_window,
+    max_pool_forward,
+    scatter_add_flat,
+)
+
+__all__ = [
+    "avg_pool",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "avg_pool_backward",
+    "max_pool",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "max_pool_backward",
+]
+
+_NAN_POLICIES = ("propagate", "omit")
+_KERNEL_AXES = 3  # the kernels pool three axes; fewer arrive padded with unit axes
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _as_real_array(x, name: str) -> np.ndarray:
+    """``np.asarray(x)``, refusing what has no order (complex, object, text, dates)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers or bools, got dtype {arr.dtype}")
+    return arr
+
+
+def _float_dtype(dtype: np.dtype) -> np.dtype:
+    """The float dtype a gradient keeps: its own if float, else float64."""
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)
+
+
+def _compute_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype the kernels run in: native byte order, float16 widened to float32."""
+    dtype = dtype.newbyteorder("=")
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}")
+
+
+def _check_flag(name, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_divisor(divisor_override) -> int:
+    """0 stands for "no override" inside the kernels."""
+    if divisor_override is None:
+        return 0
+    if isinstance(divisor_override, (bool, np.bool_)) or not isinstance(
+        divisor_override, (int, np.integer)
+    ):
+        raise TypeError(f"divisor_override must be an int or None, got {divisor_override!r}")
+    if divisor_override < 1:
+        raise ValueError(f"divisor_override={divisor_override!r} must be >= 1")
+    return int(divisor_override)
+
+
+def _check_grad(grad_output, plan: PoolPlan) -> np.ndarray:
+    grad = _as_real_array(grad_output, "grad_output")
+    if grad.shape != plan.out_shape:
+        raise ValueError(
+            f"grad_output has shape {grad.shape} but {plan.op} of an input of shape "
+            f"{plan.in_shape} gives {plan.out_shape}"
+        )
+    return grad
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def _to_canonical(arr: np.ndarray, plan: PoolPlan, lengths, dtype) -> np.ndarray:
+    """``arr`` (in the input's axis order) as a contiguous ``(B, *lengths, C)`` array."""
+    if plan.perm != tuple(range(arr.ndim)):
+        arr = arr.transpose(plan.perm)
+    arr = np.ascontiguousarray(arr, dtype=dtype)  # the one copy, skipped when already in place
+    return arr.reshape(math.prod(plan.outer_shape), *lengths, math.prod(plan.inner_shape))
+
+
+def _from_canonical(arr: np.ndarray, plan: PoolPlan, lengths) -> np.ndarray:
+    """Undo :func:`_to_canonical`: back to the input's axis order (a view)."""
+    arr = arr.reshape(*plan.outer_shape, *lengths, *plan.inner_shape)
+    if plan.perm != tuple(range(arr.ndim)):
+        arr = arr.transpose(np.argsort(plan.perm))
+    return arr
+
+
+def _window_geometry(plan: PoolPlan):
+    """Per-axis tuples the kernels take: kernel, stride, dilation, pad before and after, out."""
+    return (plan.kernel, plan.stride, plan.dilation, plan.pad_before, plan.pad_after,
+            plan.out_lengths)
+
+
+def _head(geometry, n):
+    return tuple(t[:n] for t in geometry)
+
+
+def _tail(geometry, n):
+    return tuple(t[-n:] for t in geometry)
+
+
+def _as_kernel_args(geometry):
+    """The geometry widened to three axes: unit windows on the missing leading axes."""
+    missing = _KERNEL_AXES - len(geometry[0])
+    fills = (1, 1, 1, 0, 0, 1)
+    return tuple((fill,) * missing + tuple(t) for fill, t in zip(fills, geometry))
+
+
+def _as_kernel_array(arr: np.ndarray) -> np.ndarray:
+    """``(B, *L, C)`` with up to three pooled axes as the kernels' ``(B, D, H, W, C)``."""
+    missing = _KERNEL_AXES - (arr.ndim - 2)
+    return arr.reshape(arr.shape[0], *(1,) * missing, *arr.shape[1:])
+
+
+# --------------------------------------------------------------------------- max pooling
+
+
+def _position_dtype(kind: int, window_size: int) -> np.dtype:
+    if kind == FLAT_INDEX:
+        return np.dtype(np.int64)
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if window_size <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    return np.dtype(np.uint64)
+
+
+_NO_POSITIONS = np.empty((1, 1, 1, 1, 1), np.uint8)
+
+
+def _max_canonical(x: np.ndarray, geometry, kind: int, omit_nan: bool):
+    """Max-pool canonical ``x`` of shape ``(B, *L, C)``; returns values and positions.
+
+    More than three pooled axes are pooled in two stages, the last three axes
+    first: the first maximum in row-major order of the whole window is the
+    first maximum over the leading axes of the first maxima over the rest,
+    and the same holds for the NaN rules.
+    """
+    if x.ndim - 2 > _KERNEL_AXES:
+        return _max_in_two_stages(x, geometry, kind, omit_nan)
+    kernel, outs = geometry[0], geometry[5]
+    out = np.empty((x.shape[0], *outs, x.shape[-1]), x.dtype)
+    if kind == NO_POSITION:
+        positions = _NO_POSITIONS
+    else:
+        positions = np.empty(out.shape, _position_dtype(kind, math.prod(kernel)))
+    k, s, d, p, _, _ = _as_kernel_args(geometry)
+    max_pool_forward(_as_kernel_array(x), _as_kernel_array(out),
+                     _as_kernel_array(positions) if kind else positions, kind, omit_nan, k, s, d, p)
+    return out, (positions if kind else None)
+
+
+def _max_in_two_stages(x, geometry, kind, omit_nan):
+    """Positions here are flat indices (window positions are derived from them)."""
+    lead = len(geometry[0]) - _KERNEL_AXES
+    batch, lengths, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
+    lead_size, tail_size = math.prod(lengths[:lead]), math.prod(lengths[lead:])
+    tail_out, tail_index = _max_canonical(
+        x.reshape(batch * lead_size, *lengths[lead:], channels),
+        _tail(geometry, _KERNEL_AXES), kind, omit_nan,
+    )
+    inner = math.prod(geometry[5][lead:]) * channels
+    out, lead_index = _max_canonical(
+        tail_out.reshape(batch, *lengths[:lead], inner), _head(geometry, lead), kind, omit_nan
+    )
+    out = out.reshape(batch, *geometry[5], channels)
+    if kind == NO_POSITION:
+        return out, None
+    lead_index = lead_index.reshape(batch, -1, inner)
+    chosen = np.take_along_axis(tail_index.reshape(batch, lead_size, inner), lead_index, axis=1)
+    return out, (lead_index * tail_size + chosen).reshape(out.shape)
+
+
+def _max_pool_planned(x: np.ndarray, plan: PoolPlan, kind: int, omit_nan: bool):
+    """Values and positions of ``kind`` for a checked input, in the input's axis order."""
+    compute = _compute_dtype(x.dtype)
+    if x.dtype == np.bool_:
+        compute = np.dtype(np.uint8)  # numba compares bools as small ints
+    canonical = _to_canonical(x, plan, plan.lengths, compute)
+    out, positions = _max_canonical(canonical, _window_geometry(plan), kind, omit_nan)
+    out = _from_canonical(out, plan, plan.out_lengths)
+    if out.dtype != x.dtype:
+        out = out.astype(x.dtype)  # float16 and bool come back, exactly
+    if positions is not None:
+        positions = _from_canonical(positions, plan, plan.out_lengths)
+    return out, positions
+
+
+def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes, return_indices,
+              nan_policy, *, op, n=None):
+    x = _as_real_array(x, "x")
+    _check_choice("nan_policy", nan_policy, _NAN_POLICIES)
+    return_indices = _check_flag("return_indices", return_indices)
+    plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
+    kind = FLAT_INDEX if return_indices else NO_POSITION
+    out, indices = _max_pool_planned(x, plan, kind, nan_policy == "omit")
+    return (out, indices) if return_indices else out
+
+
+def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, axes=None,
+             return_indices=False, nan_policy="propagate"):
+    """Max pooling over N axes of an array of any real dtype.
+
+    >>> import numpy as np, poolnd
+    >>> x = np.array([[0., 10., 8.], [2., 7., 3.], [5., 7., 20.]])
+    >>> poolnd.max_pool(x, (2, 2), stride=1)
+    array([[10., 10.],
+           [ 7., 20.]])
+
+    Parameters
+    ----------
+    x : array_like
+        Input; any real dtype (the output has the same dtype).
+    kernel_size : int or tuple of int
+        Window length per pooled axis. A tuple fixes N; a bare int needs ``axes``.
+    stride : int or tuple of int, optional
+        Window step per axis; ``None`` means ``kernel_size``.
+    padding : int, tuple, "valid" or "same"
+        Virtual padding, which never wins (it acts as -inf). An int or N-tuple pads both
+        sides; an N-tuple of ``(before, after)`` pairs pads each side; ``"same"`` gives
+        ``ceil(L / stride)`` outputs (TensorFlow's rule).
+    dilation : int or tuple of int
+        Spacing between window taps.
+    ceil_mode : bool
+        Round the output length up (PyTorch's rule: the last window starts in the input
+        or the left padding).
+    axes : tuple of int, optional
+        The pooled axes, in order; default the last N.
+    return_indices : bool
+        Also return int64 flat row-major indices of the maxima within the pooled axes of
+        the unpadded input (PyTorch's format).
+    nan_policy : {"propagate", "omit"}
+        "propagate": a window holding NaN gives NaN (index of its last NaN).
+        "omit": NaN is skipped; an all-NaN window gives NaN and its first element.
+    """
+    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes, return_indices,
+                     nan_policy, op="max_pool")
+
+
+def max_pool_backward(grad_output, indices, input_shape, kernel_size, stride=None, padding=0,
+                      dilation=1, ceil_mode=False, *, axes=None):
+    """Gradient of :func:`max_pool` with respect to its input.
+
+    Each output's gradient is added to the input element its index names;
+    where windows overlap, contributions add up, in output order.
+
+    >>> import numpy as np, poolnd
+    >>> x = np.array([[0., 10., 8.], [2., 7., 3.], [5., 7., 20.]])
+    >>> out, idx = poolnd.max_pool(x, (2, 2), 1, return_indices=True)
+    >>> poolnd.max_pool_backward(np.ones_like(out), idx, x.shape, (2, 2), 1)
+    array([[0., 2., 0.],
+           [0., 1., 0.],
+           [0., 0., 1.]])
+    """
+    return _max_pool_backward(grad_output, indices, input_shape, kernel_size, stride, padding,
+                              dilation, ceil_mode, axes, op="max_pool_backward")
+
+
+def _max_pool_backward(grad_output, indices, input_shape, kernel_size, stride, padding, dilation,
+                       ceil_mode, axes, *, op, n=None):
+    shape = _check_shape(input_shape)
+    plan = plan_pool(op, shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
+    grad = _check_grad(grad_output, plan)
+    indices = np.asarray(indices)
+    if indices.shape != plan.out_shape or indices.dtype.kind not in "iu":
+        raise ValueError(
+            f"indices must be integers of shape {plan.out_shape}, got {indices.dtype} "
+            f"of shape {indices.shape}"
+        )
+    size = math.prod(plan.lengths)
+    if indices.size and (indices.min() < 0 or indices.max() >= size):
+        raise ValueError(
+            f"indices must lie in [0, {size}) for pooled axes of lengths {plan.lengths}; "
+            f"got values from {indices.min()} to {indices.max()}"
+        )
+    return _scatter_flat(grad, indices, plan)
+
+
+def _scatter_flat(grad: np.ndarray, indices: np.ndarray, plan: PoolPlan) -> np.ndarray:
+    """Scatter-add ``grad`` to the input elements named by flat ``indices``."""
+    result = _float_dtype(grad.dtype)
+    compute = _compute_dtype(result)
+    planes, channels = math.prod(plan.outer_shape), math.prod(plan.inner_shape)
+    flat_out = (planes, math.prod(plan.out_lengths), channels)
+    grad_in = np.zeros((planes, math.prod(plan.lengths), channels), compute)
+    scatter_add_flat(
+        _to_canonical(grad, plan, plan.out_lengths, compute).reshape(flat_out),
+        _to_canonical(indices, plan, plan.out_lengths, np.int64).reshape(flat_out),
+        grad_in,
+    )
+    return _from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)
+
+
+def _check_shape(input_shape) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"input_shape must be a tuple of ints, got {input_shape!r}") from None
+    if any(s < 0 for s in shape):
+        raise ValueError(f"input_shape={input_shape!r} has a negative length")
+    return shape
+
+
+# --------------------------------------------------------------------------- layer state
+
+
+def _max_pool_with_window_positions(x: np.ndarray, plan: PoolPlan, omit_nan: bool):
+    """Values and window positions (the compact state a max layer keeps)."""
+    if plan.ndim <= _KERNEL_AXES:
+        return _max_pool_planned(x, plan, WINDOW_POSITION, omit_nan)
+    out, flat = _max_pool_planned(x, plan, FLAT_INDEX, omit_nan)
+    return out, _flat_to_window(flat, plan)
+
+
+def _max_backward_from_window(grad: np.ndarray, positions: np.ndarray, plan: PoolPlan):
+    """Gradient for a max layer from its stored window positions."""
+    grad = _check_grad(grad, plan)
+    if plan.ndim > _KERNEL_AXES:
+        return _scatter_flat(grad, _window_to_flat(positions, plan), plan)
+    result = _float_dtype(grad.dtype)
+    compute = _compute_dtype(result)
+    grad_in = np.zeros(plan.canonical_in, compute)
+    k, s, d, p, _, _ = _as_kernel_args(_window_geometry(plan))
+    max_pool_backward_window(
+        _as_kernel_array(_to_canonical(grad, plan, plan.out_lengths, compute)),
+        _as_kernel_array(_to_canonical(positions, plan, plan.out_lengths, positions.dtype)),
+        _as_kernel_array(grad_in), k, s, d, p,
+    )
+    return _from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)
+
+
+def _output_grid(plan: PoolPlan):
+    """Per pooled axis, the output positions broadcast over the output's shape."""
+    grids = []
+    for i, axis in enumerate(plan.axes):
+        shape = [1] * len(plan.in_shape)
+        shape[axis] = plan.out_lengths[i]
+        grids.append(np.arange(plan.out_lengths[i]).reshape(shape))
+    return grids
+
+
+def _flat_to_window(flat: np.ndarray, plan: PoolPlan) -> np.ndarray:
+    taps = np.zeros(flat.shape, np.int64)
+    positions = np.unravel_index(flat, plan.lengths)
+    for i, grid in enumerate(_output_grid(plan)):
+        start = grid * plan.stride[i] - plan.pad_before[i]
+        taps = taps * plan.kernel[i] + (positions[i] - start) // plan.dilation[i]
+    return taps.astype(_position_dtype(WINDOW_POSITION, plan.window_size))
+
+
+def _window_to_flat(taps: np.ndarray, plan: PoolPlan) -> np.ndarray:
+    per_axis = np.unravel_index(taps, plan.kernel)
+    flat = np.zeros(taps.shape, np.int64)
+    for i, grid in enumerate(_output_grid(plan)):
+        position = grid * plan.stride[i] - plan.pad_before[i] + per_axis[i] * plan.dilation[i]
+        flat = flat * plan.lengths[i] + position
+    return flat
+
+
+# --------------------------------------------------------------------------- average pooling
+
+
+def _avg_dtypes(x_dtype: np.dtype, dtype) -> tuple[np.dtype, np.dtype]:
+    """(result dtype, compute dtype) of an average."""
+    if dtype is not None:
+        result = np.dtype(dtype)
+        if result.kind != "f":
+            raise TypeError(f"dtype must be a float dtype, got {dtype!r}")
+    else:
+        result = _float_dtype(x_dtype)
+    return result, _compute_dtype(result)
+
+
+def _avg_canonical(x, geometry, include_pad: bool, override: int):
+    """Average-pool canonical ``x`` ``(B, *L, C)``; more than three axes go in two stages.
+
+    The divisor is a product over axes (or the override), so the last three
+    axes may be summed and divided first and the leading ones after.
+    """
+    n = x.ndim - 2
+    outs = geometry[5]
+    if n > _KERNEL_AXES:
+        lead = n - _KERNEL_AXES
+        batch, lengths, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
+        tail = _avg_canonical(
+            x.reshape(batch * math.prod(lengths[:lead]), *lengths[lead:], channels),
+            _tail(geometry, _KERNEL_AXES), include_pad, 1 if override else 0,
+        )
+        inner = math.prod(outs[lead:]) * channels
+        out = _avg_canonical(tail.reshape(batch, *lengths[:lead], inner),
+                             _head(geometry, lead), include_pad, override)
+        return out.reshape(batch, *outs, channels)
+    out = np.empty((x.shape[0], *outs, x.shape[-1]), x.dtype)
+    k, s, d, p, a, _ = _as_kernel_args(geometry)
+    _avg_forward_kernel(_as_kernel_array(x), _as_kernel_array(out), k, s, d, p, a, include_pad,
+                        override)
+    return out
+
+
+def _avg_backward_canonical(grad, lengths, geometry, include_pad: bool, override: int):
+    """Adjoint of :func:`_avg_canonical`: ``grad`` ``(B, *O, C)`` to ``(B, *lengths, C)``."""
+    n = grad.ndim - 2
+    outs = geometry[5]
+    batch, channels = grad.shape[0], grad.shape[-1]
+    if n > _KERNEL_AXES:
+        lead = n - _KERNEL_AXES
+        inner = math.prod(outs[lead:]) * channels
+        mid = _avg_backward_canonical(grad.reshape(batch, *outs[:lead], inner), lengths[:lead],
+                                      _head(geometry, lead), include_pad, override)
+        grad_in = _avg_backward_canonical(
+            mid.reshape(batch * math.prod(lengths[:lead]), *outs[lead:], channels),
+            lengths[lead:], _tail(geometry, _KERNEL_AXES), include_pad, 1 if override else 0,
+        )
+        return grad_in.reshape(batch, *lengths, channels)
+    grad_in = np.zeros((batch, *lengths, channels), grad.dtype)
+    k, s, d, p, a, _ = _as_kernel_args(geometry)
+    _avg_backward_kernel(_as_kernel_array(grad), _as_kernel_array(grad_in), k, s, d, p, a,
+                         include_pad, override)
+    return grad_in
+
+
+def _avg_pool_planned(x, plan: PoolPlan, include_pad: bool, override: int, dtype=None):
+    result, compute = _avg_dtypes(x.dtype, dtype)
+    canonical = _to_canonical(x, plan, plan.lengths, compute)
+    out = _avg_canonical(canonical, _window_geometry(plan), include_pad, override)
+    return _from_canonical(out, plan, plan.out_lengths).astype(result, copy=False)
+
+
+def _avg_backward_planned(grad, plan: PoolPlan, include_pad: bool, override: int):
+    grad = _check_grad(grad, plan)
+    result = _float_dtype(grad.dtype)
+    canonical = _to_canonical(grad, plan, plan.out_lengths, _compute_dtype(result))
+    grad_in = _avg_backward_canonical(canonical, plan.lengths, _window_geometry(plan),
+                                      include_pad, override)
+    return _from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)
+
+
+def _avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
+              divisor_override, axes, dtype, *, op, n=None):
+    x = _as_real_array(x, "x")
+    include_pad = _check_flag("count_include_pad", count_include_pad)
+    override = _check_divisor(divisor_override)
+    plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
+    return _avg_pool_planned(x, plan, include_pad, override, dtype)
+
+
+def avg_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+             count_include_pad=True, divisor_override=None, *, axes=None, dtype=None):
+    """Average pooling over N axes.
+
+    >>> import numpy as np, poolnd
+    >>> x = np.arange(9.0).reshape(3, 3)
+    >>> poolnd.avg_pool(x, (2, 2), stride=1)
+    array([[2., 3.],
+           [5., 6.]])
+
+    Geometry arguments as in :func:`max_pool`. The divisor is ``divisor_override`` if
+    given; else, with ``count_include_pad``, the taps inside the padded extent
+    (explicit padding counts, the ``ceil_mode`` overhang does not); else the taps
+    inside the input. Float input keeps its dtype (float16 is summed in higher
+    precision); integer and bool input give float64 unless ``dtype`` names a float
+    dtype.
+    """
+    return _avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
+                     divisor_override, axes, dtype, op="avg_pool")
+
+
+def avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, dilation=1,
+                      ceil_mode=False, count_include_pad=True, divisor_override=None, *,
+                      axes=None):
+    """Gradient of :func:`avg_pool`: each input element gets ``grad / divisor`` of every
+    window that holds it.
+
+    >>> import numpy as np, poolnd
+    >>> poolnd.avg_pool_backward(np.ones((1, 2)), (2, 4), (2, 2))
+    array([[0.25, 0.25, 0.25, 0.25],
+           [0.25, 0.25, 0.25, 0.25]])
+    """
+    return _avg_pool_backward(grad_output, input_shape, kernel_size, stride, padding, dilation,
+                              ceil_mode, count_include_pad, divisor_override, axes,
+                              op="avg_pool_backward")
+
+
+def _avg_pool_backward(grad_output, input_shape, kernel_size, stride, padding, dilation,
+                       ceil_mode, count_include_pad, divisor_override, axes, *, op, n=None):
+    shape = _check_shape(input_shape)
+    include_pad = _check_flag("count_include_pad", count_include_pad)
+    override = _check_divisor(divisor_override)
+    plan = plan_pool(op, shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
+    return _avg_backward_planned(grad_output, plan, include_pad, override)
+
+
+# --------------------------------------------------------------------------- 1d/2d/3d names
+
+
+def _max_pool_fixed(n: int):
+    name = f"max_pool{n}d"
+
+    def pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+             return_indices=False, *, axes=None, nan_policy="propagate"):
+        return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes,
+                         return_indices, nan_policy, op=name, n=n)
+
+    pool.__name__ = pool.__qualname__ = name
+    pool.__doc__ = (
+        f"Max pooling over the last {n} axes (or ``axes``), in PyTorch's argument order.\n\n"
+        f"See :func:`max_pool` for the arguments."
+    )
+    return pool
+
+
+def _avg_pool_fixed(n: int):
+    name = f"avg_pool{n}d"
+
+    def pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+             divisor_override=None, *, dilation=1, axes=None, dtype=None):
+        return _avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode,
+                         count_include_pad, divisor_override, axes, dtype, op=name, n=n)
+
+    pool.__name__ = pool.__qualname__ = name
+    pool.__doc__ = (
+        f"Average pooling over the last {n} axes (or ``axes``), in PyTorch's argument "
+        f"order.\n\nSee :func:`avg_pool` for the arguments."
+    )
+    return pool
+
+
+max_pool1d, max_pool2d, max_pool3d = (_max_pool_fixed(n) for n in (1, 2, 3))
+avg_pool1d, avg_pool2d, avg_pool3d = (_avg_pool_fixed(n) for n in (1, 2, 3))

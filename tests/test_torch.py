@@ -1,0 +1,536 @@
+"""poolnd against PyTorch's CPU pooling (SPEC section 6), over random 1-, 2- and 3-d geometries.
+
+Only geometries PyTorch accepts are drawn: padding at most half the (undilated) kernel,
+every output length >= 1. PyTorch computes on a contiguous (planes, 1, *spatial) copy,
+so its flat indices (h*W + w) do not depend on the batch layout poolnd sees.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import poolnd
+import poolnd.nn
+
+MAX_LEN = {1: 12, 2: 12, 3: 8}  # per spatial axis; 3-d is kept smaller to stay fast
+MAX_PLANES = 6  # product of the batch (and channel) axes
+DTYPES = (np.float32, np.float64)
+NDIMS = pytest.mark.parametrize("n", [1, 2, 3])
+
+
+# ---------------------------------------------------------------- geometry
+
+
+def out_len(length, k, s, p, d, ceil_mode):
+    """PyTorch's output length for one axis (SPEC section 1)."""
+    e = d * (k - 1) + 1
+    out = (length + 2 * p - e + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= length + p:
+        out -= 1
+    return out
+
+
+def every_window_meets_input(length, k, s, p, d, out):
+    # With dilation a window can straddle the whole input; PyTorch then returns -inf with an
+    # out-of-range index, where SPEC asks for a ValueError, so such geometries are not compared.
+    return all(
+        any(0 <= i * s - p + j * d < length for j in range(k)) for i in range(out)
+    )
+
+
+@dataclass(frozen=True)
+class Geometry:
+    spatial: tuple
+    kernel: tuple
+    stride: tuple | None
+    padding: tuple
+    dilation: tuple
+    ceil_mode: bool
+    compact: bool  # pass int arguments where every axis agrees
+
+    @property
+    def n(self):
+        return len(self.kernel)
+
+    @property
+    def out_spatial(self):
+        strides = self.kernel if self.stride is None else self.stride
+        return tuple(
+            out_len(*a, self.ceil_mode)
+            for a in zip(self.spatial, self.kernel, strides, self.padding, self.dilation)
+        )
+
+    def arg(self, name):
+        """An argument as a user might pass it: an int when all axes agree and compact."""
+        value = getattr(self, name)
+        if self.compact and value is not None and len(set(value)) == 1:
+            return value[0]
+        return value
+
+
+@st.composite
+def geometries(draw, n, dilated=True):
+    """Max geometries are dilated; avg ones are not (torch's avg pooling has no dilation)."""
+    kernel, stride, padding, dilation, spatial = [], [], [], [], []
+    for _ in range(n):
+        k = draw(st.integers(1, 4))
+        d = draw(st.integers(1, 3)) if dilated else 1
+        p = draw(st.integers(0, k // 2))
+        lowest = max(1, d * (k - 1) + 1 - 2 * p)
+        if n == 3 and not dilated:
+            lowest = max(lowest, k)  # avg_pool3d rejects an input shorter than the kernel
+        spatial.append(draw(st.integers(lowest, max(lowest, MAX_LEN[n]))))
+        kernel.append(k)
+        stride.append(draw(st.integers(1, 4)))
+        padding.append(p)
+        dilation.append(d)
+    geo = Geometry(
+        spatial=tuple(spatial),
+        kernel=tuple(kernel),
+        stride=draw(st.sampled_from([tuple(stride), None])),
+        padding=tuple(padding),
+        dilation=tuple(dilation),
+        ceil_mode=draw(st.booleans()),
+        compact=draw(st.booleans()),
+    )
+    strides = geo.kernel if geo.stride is None else geo.stride
+    axes = zip(geo.spatial, geo.kernel, strides, geo.padding, geo.dilation, geo.out_spatial)
+    assume(all(every_window_meets_input(*a) for a in axes))
+    return geo
+
+
+@st.composite
+def batch_shapes(draw, max_axes=2):
+    """Zero, one or two batch axes; now and then one of them is empty."""
+    shape = draw(st.lists(st.integers(1, 3), max_size=max_axes))
+    assume(math.prod(shape) <= MAX_PLANES)
+    if shape and draw(st.integers(0, 7)) == 0:
+        shape[draw(st.integers(0, len(shape) - 1))] = 0
+    return tuple(shape)
+
+
+@st.composite
+def arrays(draw, shape):
+    """Small-integer data (ties everywhere) or normal data, sometimes with NaN and -inf."""
+    dtype = draw(st.sampled_from(DTYPES))
+    ties = draw(st.booleans())
+    nan_rate = draw(st.sampled_from([0.0, 0.05, 0.3]))
+    neginf_rate = draw(st.sampled_from([0.0, 0.05, 0.3]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.integers(-1, 2, shape).astype(float) if ties else rng.standard_normal(shape)
+    x[rng.random(shape) < neginf_rate] = -np.inf
+    x[rng.random(shape) < nan_rate] = np.nan
+    return x.astype(dtype)
+
+
+def small_ints_like(draw, shape, dtype):
+    # Integer gradients make every sum exact, whatever order the terms are added in.
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return rng.integers(-3, 4, shape).astype(dtype)
+
+
+def normals_like(draw, shape, dtype):
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return rng.standard_normal(shape).astype(dtype)
+
+
+LAYOUTS = ("contiguous", "reversed", "strided", "fortran", "readonly")
+
+
+def with_layout(x, layout):
+    """The same values as x, in a memory layout poolnd must accept (SPEC section 2)."""
+    if layout == "reversed":
+        return np.flip(np.flip(x).copy())
+    if layout == "strided":
+        buf = np.zeros(x.shape[:-1] + (2 * x.shape[-1],), x.dtype)
+        buf[..., ::2] = x
+        return buf[..., ::2]
+    if layout == "fortran":
+        return np.asfortranarray(x)
+    if layout == "readonly":
+        x = x.copy()
+        x.flags.writeable = False
+    return x
+
+
+# ---------------------------------------------------------------- torch side
+
+
+def to_planes(x, n):
+    """(planes, 1, *spatial) tensor copy of an array whose last n axes are pooled."""
+    planes = math.prod(x.shape[:-n])
+    return torch.tensor(np.ascontiguousarray(x).reshape((planes, 1) + x.shape[-n:]))
+
+
+def from_planes(t, batch):
+    t = t.detach().numpy()
+    return t.reshape(batch + t.shape[2:])
+
+
+def torch_max(x, geo, grad=None):
+    """Values, indices and (if grad is given) autograd's input gradient."""
+    n, batch = geo.n, x.shape[: -geo.n]
+    t = to_planes(x, n).requires_grad_(grad is not None)
+    fn = getattr(F, f"max_pool{n}d")
+    y, idx = fn(t, geo.kernel, geo.stride, geo.padding, geo.dilation, geo.ceil_mode, True)
+    x_grad = None
+    if grad is not None:
+        y.backward(to_planes(grad, n))
+        x_grad = from_planes(t.grad, batch)
+    return from_planes(y, batch), from_planes(idx, batch), x_grad
+
+
+def torch_avg(x, geo, count_include_pad, divisor_override, grad=None):
+    n, batch = geo.n, x.shape[: -geo.n]
+    t = to_planes(x, n).requires_grad_(grad is not None)
+    if n == 1 and divisor_override is not None:
+        # avg_pool1d has no divisor_override; a unit leading axis makes it a 2-d pool.
+        stride = None if geo.stride is None else (1,) + geo.stride
+        y = F.avg_pool2d(
+            t.unsqueeze(2), (1,) + geo.kernel, stride, (0,) + geo.padding,
+            geo.ceil_mode, count_include_pad, divisor_override,
+        ).squeeze(2)
+    elif n == 1:
+        y = F.avg_pool1d(
+            t, geo.kernel, geo.stride, geo.padding, geo.ceil_mode, count_include_pad
+        )
+    else:
+        fn = getattr(F, f"avg_pool{n}d")
+        y = fn(
+            t, geo.kernel, geo.stride, geo.padding, geo.ceil_mode, count_include_pad,
+            divisor_override,
+        )
+    x_grad = None
+    if grad is not None:
+        y.backward(to_planes(grad, n))
+        x_grad = from_planes(t.grad, batch)
+    return from_planes(y, batch), x_grad
+
+
+# ---------------------------------------------------------------- assertions
+
+
+def assert_identical(actual, expected):
+    """Same dtype, shape and values, NaN matching NaN."""
+    assert isinstance(actual, np.ndarray), type(actual)
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    np.testing.assert_array_equal(actual, expected, strict=True)
+
+
+def assert_close(actual, expected):
+    """SPEC section 6 tolerances: float32 rounding, or 1e-12 in float64."""
+    assert isinstance(actual, np.ndarray), type(actual)
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    tol = 1e-6 if expected.dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol, equal_nan=True)
+
+
+@st.composite
+def cases(draw, n, dilated=True, batch_axes=2):
+    geo = draw(geometries(n, dilated))
+    batch = draw(batch_shapes(batch_axes))
+    x = draw(arrays(batch + geo.spatial))
+    return geo, x
+
+
+avg_options = st.tuples(st.booleans(), st.none() | st.integers(1, 20))
+
+
+# ---------------------------------------------------------------- functional ops
+
+
+@NDIMS
+@given(data=st.data())
+def test_max_pool_values_and_indices_equal_torch(n, data):
+    geo, x = data.draw(cases(n))
+    layout = data.draw(st.sampled_from(LAYOUTS))
+    want, want_idx, _ = torch_max(x, geo)
+    x_in = with_layout(x, layout)
+    before = x_in.copy()
+    got, got_idx = poolnd.max_pool(
+        x_in, geo.kernel, stride=geo.arg("stride"), padding=geo.arg("padding"),
+        dilation=geo.arg("dilation"), ceil_mode=geo.ceil_mode, return_indices=True,
+    )
+    assert_identical(got, want)
+    assert_identical(got_idx, want_idx)
+    plain = poolnd.max_pool(
+        x_in, geo.kernel, geo.arg("stride"), geo.arg("padding"), geo.arg("dilation"),
+        geo.ceil_mode,
+    )
+    assert_identical(plain, want)
+    np.testing.assert_array_equal(x_in, before, strict=True)
+
+
+@NDIMS
+@given(data=st.data())
+def test_max_pool_backward_equals_torch_autograd(n, data):
+    geo, x = data.draw(cases(n))
+    grad = small_ints_like(data.draw, x.shape[: -n] + geo.out_spatial, x.dtype)
+    _, idx, want = torch_max(x, geo, grad)
+    got = poolnd.max_pool_backward(
+        grad, idx, x.shape, geo.kernel, geo.arg("stride"), geo.arg("padding"),
+        geo.arg("dilation"), geo.ceil_mode,
+    )
+    # Exact: the gradients are small integers, so every scatter-add sum is exact in any order.
+    assert_identical(got, want)
+
+
+@NDIMS
+@given(data=st.data(), options=avg_options)
+def test_avg_pool_equals_torch(n, data, options):
+    count_include_pad, divisor_override = options
+    geo, x = data.draw(cases(n, dilated=False))
+    layout = data.draw(st.sampled_from(LAYOUTS))
+    want, _ = torch_avg(x, geo, count_include_pad, divisor_override)
+    x_in = with_layout(x, layout)
+    before = x_in.copy()
+    got = poolnd.avg_pool(
+        x_in, geo.kernel, stride=geo.arg("stride"), padding=geo.arg("padding"),
+        ceil_mode=geo.ceil_mode, count_include_pad=count_include_pad,
+        divisor_override=divisor_override,
+    )
+    assert_close(got, want)
+    np.testing.assert_array_equal(x_in, before, strict=True)
+
+
+@NDIMS
+@given(data=st.data(), options=avg_options)
+def test_avg_pool_backward_equals_torch_autograd(n, data, options):
+    count_include_pad, divisor_override = options
+    geo, x = data.draw(cases(n, dilated=False))
+    grad = normals_like(data.draw, x.shape[: -n] + geo.out_spatial, x.dtype)
+    _, want = torch_avg(x, geo, count_include_pad, divisor_override, grad)
+    # Positional, in the forward's order (SPEC section 3): dilation sits after padding.
+    got = poolnd.avg_pool_backward(
+        grad, x.shape, geo.kernel, geo.arg("stride"), geo.arg("padding"), 1,
+        geo.ceil_mode, count_include_pad, divisor_override,
+    )
+    assert_close(got, want)
+
+
+# ---------------------------------------------------------------- convenience names
+
+
+@NDIMS
+@given(data=st.data())
+def test_max_poolnd_takes_torch_positional_order(n, data):
+    geo, x = data.draw(cases(n))
+    return_indices = data.draw(st.booleans())
+    want, want_idx, _ = torch_max(x, geo)
+    fn = getattr(poolnd, f"max_pool{n}d")
+    got = fn(
+        x, geo.arg("kernel"), geo.arg("stride"), geo.arg("padding"), geo.arg("dilation"),
+        geo.ceil_mode, return_indices,
+    )
+    if return_indices:
+        assert_identical(got[0], want)
+        assert_identical(got[1], want_idx)
+    else:
+        assert_identical(got, want)
+
+
+@NDIMS
+@given(data=st.data(), options=avg_options)
+def test_avg_poolnd_takes_torch_positional_order(n, data, options):
+    count_include_pad, divisor_override = options
+    if n == 1:
+        divisor_override = None  # torch's avg_pool1d has no such argument
+    geo, x = data.draw(cases(n, dilated=False))
+    want, _ = torch_avg(x, geo, count_include_pad, divisor_override)
+    fn = getattr(poolnd, f"avg_pool{n}d")
+    args = [geo.arg("kernel"), geo.arg("stride"), geo.arg("padding"), geo.ceil_mode,
+            count_include_pad]
+    if n > 1:
+        args.append(divisor_override)
+    assert_close(fn(x, *args), want)
+
+
+# ---------------------------------------------------------------- layers
+
+
+def check_last_forward_wins(layer, x):
+    # A forward on other data first: backward must use the state of the latest forward.
+    layer(np.flip(x, axis=-1).copy())
+
+
+@NDIMS
+@given(data=st.data())
+def test_max_layers_equal_torch_modules(n, data):
+    geo, x = data.draw(cases(n))
+    return_indices = data.draw(st.booleans())
+    any_n = data.draw(st.booleans())
+    grad = small_ints_like(data.draw, x.shape[: -n] + geo.out_spatial, x.dtype)
+    kwargs = dict(
+        stride=geo.arg("stride"), padding=geo.arg("padding"), dilation=geo.arg("dilation"),
+        return_indices=return_indices, ceil_mode=geo.ceil_mode,
+    )
+    if any_n:
+        layer = poolnd.nn.MaxPoolNd(geo.kernel, **kwargs)
+    else:
+        layer = getattr(poolnd.nn, f"MaxPool{n}d")(geo.arg("kernel"), **kwargs)
+    twin = getattr(torch.nn, f"MaxPool{n}d")(
+        geo.kernel, geo.stride, geo.padding, geo.dilation, return_indices, geo.ceil_mode
+    )
+    t = to_planes(x, n).requires_grad_(True)
+    y = twin(t)
+    y_values = y[0] if return_indices else y
+    y_values.backward(to_planes(grad, n))
+    batch = x.shape[: -n]
+
+    check_last_forward_wins(layer, x)
+    got = layer(x)
+    if return_indices:
+        assert_identical(got[0], from_planes(y[0], batch))
+        assert_identical(got[1], from_planes(y[1], batch))
+    else:
+        assert_identical(got, from_planes(y, batch))
+    # Exact for the same reason as the functional backward: integer gradients.
+    assert_identical(layer.backward(grad), from_planes(t.grad, batch))
+
+
+@NDIMS
+@given(data=st.data(), options=avg_options)
+def test_avg_layers_equal_torch_modules(n, data, options):
+    count_include_pad, divisor_override = options
+    geo, x = data.draw(cases(n, dilated=False))
+    any_n = data.draw(st.booleans())
+    grad = normals_like(data.draw, x.shape[: -n] + geo.out_spatial, x.dtype)
+    kwargs = dict(
+        stride=geo.arg("stride"), padding=geo.arg("padding"), ceil_mode=geo.ceil_mode,
+        count_include_pad=count_include_pad,
+    )
+    twin_kwargs = dict(
+        stride=geo.stride, padding=geo.padding, ceil_mode=geo.ceil_mode,
+        count_include_pad=count_include_pad,
+    )
+    if n > 1 or any_n:
+        kwargs["divisor_override"] = divisor_override
+    if n > 1:
+        twin_kwargs["divisor_override"] = divisor_override
+    if any_n:
+        layer = poolnd.nn.AvgPoolNd(geo.kernel, **kwargs)
+    else:
+        layer = getattr(poolnd.nn, f"AvgPool{n}d")(geo.arg("kernel"), **kwargs)
+    t = to_planes(x, n).requires_grad_(True)
+    if n == 1 and any_n:
+        want, want_grad = torch_avg(x, geo, count_include_pad, divisor_override, grad)
+    else:
+        y = getattr(torch.nn, f"AvgPool{n}d")(geo.kernel, **twin_kwargs)(t)
+        y.backward(to_planes(grad, n))
+        want, want_grad = from_planes(y, x.shape[: -n]), from_planes(t.grad, x.shape[: -n])
+
+    check_last_forward_wins(layer, x)
+    assert_close(layer(x), want)
+    assert_close(layer.backward(grad), want_grad)
+
+
+# ---------------------------------------------------------------- channels-last
+
+
+@st.composite
+def channels_last_cases(draw, n, dilated=True):
+    """(lead..., *spatial, C) data and the pooled axes, as positive or negative numbers."""
+    geo = draw(geometries(n, dilated))
+    lead = draw(st.lists(st.integers(0, 2), max_size=1))
+    channels = draw(st.integers(1, 3))
+    assume(math.prod(lead) * channels <= MAX_PLANES)
+    x = draw(arrays(tuple(lead) + geo.spatial + (channels,)))
+    axes = tuple(range(len(lead), len(lead) + n))
+    if draw(st.booleans()):
+        axes = tuple(a - x.ndim for a in axes)
+    return geo, x, axes
+
+
+def channels_first(x, n):
+    return np.moveaxis(x, -1, -n - 1)
+
+
+def channels_last(x, n):
+    return np.moveaxis(x, -n - 1, -1)
+
+
+@NDIMS
+@given(data=st.data())
+def test_channels_last_max_pool_equals_torch_on_transpose(n, data):
+    geo, x, axes = data.draw(channels_last_cases(n))
+    grad_cf = small_ints_like(data.draw, channels_first(x, n).shape[: -n] + geo.out_spatial,
+                              x.dtype)
+    want, want_idx, want_grad = torch_max(channels_first(x, n), geo, grad_cf)
+    got, got_idx = poolnd.max_pool(
+        x, geo.kernel, geo.arg("stride"), geo.arg("padding"), geo.arg("dilation"),
+        geo.ceil_mode, axes=axes, return_indices=True,
+    )
+    assert_identical(got, channels_last(want, n))
+    assert_identical(got_idx, channels_last(want_idx, n))
+    got_grad = poolnd.max_pool_backward(
+        channels_last(grad_cf, n), got_idx, x.shape, geo.kernel, geo.arg("stride"),
+        geo.arg("padding"), geo.arg("dilation"), geo.ceil_mode, axes=axes,
+    )
+    assert_identical(got_grad, channels_last(want_grad, n))
+
+
+@NDIMS
+@given(data=st.data(), options=avg_options)
+def test_channels_last_avg_pool_equals_torch_on_transpose(n, data, options):
+    count_include_pad, divisor_override = options
+    geo, x, axes = data.draw(channels_last_cases(n, dilated=False))
+    grad_cf = normals_like(data.draw, channels_first(x, n).shape[: -n] + geo.out_spatial,
+                           x.dtype)
+    want, want_grad = torch_avg(
+        channels_first(x, n), geo, count_include_pad, divisor_override, grad_cf
+    )
+    got = poolnd.avg_pool(
+        x, geo.kernel, geo.arg("stride"), geo.arg("padding"), 1, geo.ceil_mode,
+        count_include_pad, divisor_override, axes=axes,
+    )
+    assert_close(got, channels_last(want, n))
+    got_grad = poolnd.avg_pool_backward(
+        channels_last(grad_cf, n), x.shape, geo.kernel, geo.arg("stride"),
+        geo.arg("padding"), 1, geo.ceil_mode, count_include_pad, divisor_override, axes=axes,
+    )
+    assert_close(got_grad, channels_last(want_grad, n))
+
+
+@NDIMS
+@given(data=st.data(), options=avg_options)
+def test_channels_last_layers_equal_torch_on_transpose(n, data, options):
+    count_include_pad, divisor_override = options
+    kind = data.draw(st.sampled_from(["max", "avg"]))
+    geo, x, axes = data.draw(channels_last_cases(n, dilated=kind == "max"))
+    where = data.draw(st.sampled_from([{"channels_last": True}, {"axes": axes}]))
+    out_cf = channels_first(x, n).shape[: -n] + geo.out_spatial
+    if kind == "max":
+        grad_cf = small_ints_like(data.draw, out_cf, x.dtype)
+        want, want_idx, want_grad = torch_max(channels_first(x, n), geo, grad_cf)
+        layer = getattr(poolnd.nn, f"MaxPool{n}d")(
+            geo.arg("kernel"), geo.arg("stride"), geo.arg("padding"), geo.arg("dilation"),
+            return_indices=True, ceil_mode=geo.ceil_mode, **where,
+        )
+        check_last_forward_wins(layer, x)
+        got, got_idx = layer(x)
+        assert_identical(got, channels_last(want, n))
+        assert_identical(got_idx, channels_last(want_idx, n))
+        assert_identical(layer.backward(channels_last(grad_cf, n)), channels_last(want_grad, n))
+    else:
+        if n == 1:
+            divisor_override = None  # torch.nn.AvgPool1d has no such argument
+        grad_cf = normals_like(data.draw, out_cf, x.dtype)
+        want, want_grad = torch_avg(
+            channels_first(x, n), geo, count_include_pad, divisor_override, grad_cf
+        )
+        extra = {} if n == 1 else {"divisor_override": divisor_override}
+        layer = getattr(poolnd.nn, f"AvgPool{n}d")(
+            geo.arg("kernel"), geo.arg("stride"), geo.arg("padding"), geo.ceil_mode,
+            count_include_pad, **extra, **where,
+        )
+        check_last_forward_wins(layer, x)
+        assert_close(layer(x), channels_last(want, n))
+        assert_close(layer.backward(channels_last(grad_cf, n)), channels_last(want_grad, n))
