@@ -13,16 +13,9 @@ import math
 import numpy as np
 
 from ._geometry import PoolPlan, plan_pool
+from ._kernels import max as _max_kernels
 from ._kernels.avg import avg_pool_backward as _avg_backward_kernel
 from ._kernels.avg import avg_pool_forward as _avg_forward_kernel
-from ._kernels.max import (
-    FLAT_INDEX,
-    NO_POSITION,
-    WINDOW_POSITION,
-    max_pool_backward_window,
-    max_pool_forward,
-    scatter_add_flat,
-)
 
 __all__ = [
     "avg_pool",
@@ -38,6 +31,11 @@ __all__ = [
 ]
 
 _NAN_POLICIES = ("propagate", "omit")
+
+# What a max pooling call reports besides values.
+NO_POSITION = 0
+WINDOW_POSITION = 1  # row-major tap number inside the window (the layers' compact state)
+FLAT_INDEX = 2  # row-major index inside the pooled axes of the unpadded input (PyTorch's)
 _KERNEL_AXES = 3  # the kernels pool three axes; fewer arrive padded with unit axes
 
 
@@ -143,6 +141,12 @@ def _as_kernel_array(arr: np.ndarray) -> np.ndarray:
     return arr.reshape(arr.shape[0], *(1,) * missing, *arr.shape[1:])
 
 
+def _as_row_array(arr: np.ndarray) -> np.ndarray:
+    """The kernels' layout with each row's ``W`` and ``C`` merged: ``(B, D, H, W*C)``."""
+    arr = _as_kernel_array(arr)
+    return arr.reshape(*arr.shape[:3], arr.shape[3] * arr.shape[4])
+
+
 # --------------------------------------------------------------------------- max pooling
 
 
@@ -153,9 +157,6 @@ def _position_dtype(kind: int, window_size: int) -> np.dtype:
         if window_size <= np.iinfo(dtype).max + 1:
             return np.dtype(dtype)
     return np.dtype(np.uint64)
-
-
-_NO_POSITIONS = np.empty((1, 1, 1, 1, 1), np.uint8)
 
 
 def _max_canonical(x: np.ndarray, geometry, kind: int, omit_nan: bool):
@@ -169,15 +170,21 @@ def _max_canonical(x: np.ndarray, geometry, kind: int, omit_nan: bool):
     if x.ndim - 2 > _KERNEL_AXES:
         return _max_in_two_stages(x, geometry, kind, omit_nan)
     kernel, outs = geometry[0], geometry[5]
-    out = np.empty((x.shape[0], *outs, x.shape[-1]), x.dtype)
-    if kind == NO_POSITION:
-        positions = _NO_POSITIONS
-    else:
+    channels = x.shape[-1]
+    out = np.empty((x.shape[0], *outs, channels), x.dtype)
+    positions = None
+    if kind != NO_POSITION:
         positions = np.empty(out.shape, _position_dtype(kind, math.prod(kernel)))
     k, s, d, p, _, _ = _as_kernel_args(geometry)
-    max_pool_forward(_as_kernel_array(x), _as_kernel_array(out),
-                     _as_kernel_array(positions) if kind else positions, kind, omit_nan, k, s, d, p)
-    return out, (positions if kind else None)
+    if positions is None:
+        pool = _max_kernels.max_pool_values_omit_nan if omit_nan else _max_kernels.max_pool_values
+        pool(_as_row_array(x), _as_row_array(out), channels, k, s, d, p)
+    else:
+        pool = (_max_kernels.max_pool_positions_omit_nan if omit_nan
+                else _max_kernels.max_pool_positions)
+        pool(_as_row_array(x), _as_row_array(out), _as_row_array(positions), channels,
+             kind == FLAT_INDEX, k, s, d, p)
+    return out, positions
 
 
 def _max_in_two_stages(x, geometry, kind, omit_nan):
@@ -313,7 +320,7 @@ def _scatter_flat(grad: np.ndarray, indices: np.ndarray, plan: PoolPlan) -> np.n
     planes, channels = math.prod(plan.outer_shape), math.prod(plan.inner_shape)
     flat_out = (planes, math.prod(plan.out_lengths), channels)
     grad_in = np.zeros((planes, math.prod(plan.lengths), channels), compute)
-    scatter_add_flat(
+    _max_kernels.scatter_add_flat(
         _to_canonical(grad, plan, plan.out_lengths, compute).reshape(flat_out),
         _to_canonical(indices, plan, plan.out_lengths, np.int64).reshape(flat_out),
         grad_in,
@@ -351,7 +358,7 @@ def _max_backward_from_window(grad: np.ndarray, positions: np.ndarray, plan: Poo
     compute = _compute_dtype(result)
     grad_in = np.zeros(plan.canonical_in, compute)
     k, s, d, p, _, _ = _as_kernel_args(_window_geometry(plan))
-    max_pool_backward_window(
+    _max_kernels.max_pool_backward_window(
         _as_kernel_array(_to_canonical(grad, plan, plan.out_lengths, compute)),
         _as_kernel_array(_to_canonical(positions, plan, plan.out_lengths, positions.dtype)),
         _as_kernel_array(grad_in), k, s, d, p,

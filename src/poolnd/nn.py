@@ -19,9 +19,9 @@ array([[0., 0., 0., 0.],
 from __future__ import annotations
 
 from ._geometry import plan_pool
-from ._kernels.max import FLAT_INDEX
 from .functional import (
     _NAN_POLICIES,
+    FLAT_INDEX,
     _as_real_array,
     _avg_backward_planned,
     _avg_pool_planned,

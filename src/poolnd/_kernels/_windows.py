@@ -1,17 +1,20 @@
-"""Where the taps of one window fall, on one axis."""
+"""Where the taps of one window fall, on one axis.
+
+Tap ``t`` of window ``o`` reads position ``o*s - pad + t*d``. The plan
+guarantees that every window holds at least one input element. The common
+case, a window wholly inside the input, takes no division.
+"""
 
 from numba import njit
 
 
 @njit(inline="always")
 def taps_in_input(o, length, k, s, d, pad):
-    """Window ``o``'s first position and its taps ``lo..hi-1`` that land in the input.
-
-    Tap ``t`` reads position ``start + t*d``; the plan guarantees lo < hi.
-    """
+    """Window ``o``'s first position and the taps ``lo..hi-1`` that land in the input."""
     start = o * s - pad
     lo = 0 if start >= 0 else (d - 1 - start) // d
-    hi = min(k, (length - 1 - start) // d + 1)
+    last = start + (k - 1) * d
+    hi = k if last < length else (length - 1 - start) // d + 1
     return start, lo, hi
 
 
@@ -19,4 +22,14 @@ def taps_in_input(o, length, k, s, d, pad):
 def taps_in_padded(o, length, k, s, d, pad, pad_after):
     """How many taps of window ``o`` land in the padded extent ``[-pad, length + pad_after)``."""
     start = o * s - pad
-    return min(k, (length + pad_after - 1 - start) // d + 1)
+    last = start + (k - 1) * d
+    return k if last < length + pad_after else (length + pad_after - 1 - start) // d + 1
+
+
+@njit(inline="always")
+def inside_outputs(length, k, s, d, pad, n_out):
+    """The outputs ``lo..hi-1`` whose windows lie wholly inside ``[0, length)``."""
+    lo = min((pad + s - 1) // s, n_out)
+    reach = length - 1 - (k - 1) * d + pad  # the last start that keeps the window inside
+    hi = reach // s + 1 if reach >= 0 else 0
+    return lo, min(max(hi, lo), n_out)
