@@ -169,10 +169,10 @@ def _pooled_ndim(op, kernel_size, axes, n):
             raise ValueError("kernel_size=() is empty: give at least one window length")
         sources.append((len(kernel_size), f"kernel_size={kernel_size!r} has {len(kernel_size)}"))
     if not sources:
+        hint = "" if op.endswith("_backward") else f", or call {op}2d"
         raise ValueError(
             f"{op}: kernel_size={kernel_size!r} does not say how many axes to pool; pass a "
-            f"tuple such as kernel_size=({kernel_size}, {kernel_size}), or axes=(-2, -1), "
-            f"or call {op}2d"
+            f"tuple such as kernel_size=({kernel_size}, {kernel_size}), or axes=(-2, -1){hint}"
         )
     ndim = sources[0][0]
     for count, said in sources[1:]:

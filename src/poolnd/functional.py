@@ -408,6 +408,32 @@ def _avg_dtypes(x_dtype: np.dtype, dtype) -> tuple[np.dtype, np.dtype]:
     return result, _compute_dtype(result)
 
 
+def _divisors(lengths, geometry, include_pad: bool, override: int):
+    """Per-axis factors of every window's divisor, widened to three axes (PyTorch's rule).
+
+    ``override`` replaces the divisor; else ``include_pad`` counts the taps
+    inside the padded extent (explicit padding counts, the ``ceil_mode``
+    overhang past it does not), and otherwise the taps inside the input.
+    """
+    kernel, stride, dilation, before, after, outs = geometry
+    factors = []
+    for length, k, s, d, pad, pad_after, n_out in zip(lengths, kernel, stride, dilation, before,
+                                                      after, outs):
+        start = np.arange(n_out) * s - pad
+        last_inside = np.minimum(k, (length - 1 - start) // d + 1)
+        if override:
+            count = np.ones(n_out)
+        elif include_pad:
+            count = np.minimum(k, (length + pad_after - 1 - start) // d + 1)
+        else:
+            count = last_inside - np.where(start >= 0, 0, (d - 1 - start) // d)
+        factors.append(count.astype(np.float64))
+    if override:
+        factors[0] *= override
+    missing = _KERNEL_AXES - len(factors)
+    return (*(np.ones(1),) * missing, *factors)
+
+
 def _avg_canonical(x, geometry, include_pad: bool, override: int):
     """Average-pool canonical ``x`` ``(B, *L, C)``; more than three axes go in two stages.
 
@@ -428,9 +454,9 @@ def _avg_canonical(x, geometry, include_pad: bool, override: int):
                              _head(geometry, lead), include_pad, override)
         return out.reshape(batch, *outs, channels)
     out = np.empty((x.shape[0], *outs, x.shape[-1]), x.dtype)
-    k, s, d, p, a, _ = _as_kernel_args(geometry)
-    _avg_forward_kernel(_as_kernel_array(x), _as_kernel_array(out), k, s, d, p, a, include_pad,
-                        override)
+    k, s, d, p, _, _ = _as_kernel_args(geometry)
+    _avg_forward_kernel(_as_row_array(x), _as_row_array(out), x.shape[-1], k, s, d, p,
+                        _divisors(x.shape[1:-1], geometry, include_pad, override))
     return out
 
 
@@ -450,9 +476,9 @@ def _avg_backward_canonical(grad, lengths, geometry, include_pad: bool, override
         )
         return grad_in.reshape(batch, *lengths, channels)
     grad_in = np.zeros((batch, *lengths, channels), grad.dtype)
-    k, s, d, p, a, _ = _as_kernel_args(geometry)
-    _avg_backward_kernel(_as_kernel_array(grad), _as_kernel_array(grad_in), k, s, d, p, a,
-                         include_pad, override)
+    k, s, d, p, _, _ = _as_kernel_args(geometry)
+    _avg_backward_kernel(_as_kernel_array(grad), _as_kernel_array(grad_in), k, s, d, p,
+                         _divisors(lengths, geometry, include_pad, override))
     return grad_in
 
 

@@ -19,14 +19,6 @@ def taps_in_input(o, length, k, s, d, pad):
 
 
 @njit(inline="always")
-def taps_in_padded(o, length, k, s, d, pad, pad_after):
-    """How many taps of window ``o`` land in the padded extent ``[-pad, length + pad_after)``."""
-    start = o * s - pad
-    last = start + (k - 1) * d
-    return k if last < length + pad_after else (length + pad_after - 1 - start) // d + 1
-
-
-@njit(inline="always")
 def inside_outputs(length, k, s, d, pad, n_out):
     """The outputs ``lo..hi-1`` whose windows lie wholly inside ``[0, length)``."""
     lo = min((pad + s - 1) // s, n_out)
