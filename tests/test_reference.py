@@ -410,7 +410,10 @@ def _strided_view(x, layout):
         big[..., ::2] = x
         return big[..., ::2]
     if layout == "reversed":
-        return np.ascontiguousarray(x[::-1, ..., ::-1])[::-1, ..., ::-1]
+        flip = (slice(None, None, -1),) * min(x.ndim, 2)
+        if x.ndim > 2:
+            flip = flip[:1] + (Ellipsis,) + flip[1:]
+        return np.ascontiguousarray(x[flip])[flip]
     raise AssertionError(layout)
 
 

@@ -270,14 +270,14 @@ def _out_length(i, axis, length, k, s, d, before, after, ceil_mode):
         f"axis {axis} (pooled axis {i}) has length {length}, kernel_size {k}, stride {s}, "
         f"dilation {d}, padding ({before}, {after})"
     )
-    if span < 0:
+    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= length + before:
+        out -= 1  # the last window must start inside the input or the left padding
+    if out < 1:
         raise ValueError(
             f"{clash}: the window spans {extent} but the padded input is only "
             f"{length + before + after} long, so the output would be empty"
         )
-    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= length + before:
-        out -= 1  # the last window must start inside the input or the left padding
     missed = _first_empty_window(length, k, s, d, before, out)
     if missed is not None:
         start = missed * s - before

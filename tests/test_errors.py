@@ -1,0 +1,211 @@
+"""SPEC section 5: bad input is a ValueError or TypeError that names the
+argument and the offending value, raised before any work, leaving every input
+as it was."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import poolnd
+
+X = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5)
+
+
+def _raises_unmodified(exc, match, fn, *args, **kwargs):
+    """Assert fn raises exc matching `match` and writes to none of its arrays."""
+    arrays = [a for a in (*args, *kwargs.values()) if isinstance(a, np.ndarray)]
+    copies = [a.copy() for a in arrays]
+    with pytest.raises(exc, match=match):
+        fn(*args, **kwargs)
+    for a, c in zip(arrays, copies):
+        np.testing.assert_array_equal(a, c)
+
+
+# --- sizes -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", [poolnd.max_pool, poolnd.avg_pool])
+def test_kernel_size_zero_is_rejected(op):
+    _raises_unmodified(ValueError, r"kernel_size.*0", op, X, (2, 0))
+
+
+@pytest.mark.parametrize("op", [poolnd.max_pool, poolnd.avg_pool])
+def test_negative_stride_is_rejected(op):
+    _raises_unmodified(ValueError, r"stride.*-1", op, X, (2, 2), stride=(1, -1))
+
+
+@pytest.mark.parametrize("op", [poolnd.max_pool, poolnd.avg_pool])
+def test_zero_dilation_is_rejected(op):
+    _raises_unmodified(ValueError, r"dilation.*0", op, X, (2, 2), dilation=0)
+
+
+@pytest.mark.parametrize("name, kwargs, value", [
+    ("kernel_size", {"kernel_size": (2, 2.5)}, r"2\.5"),
+    ("stride", {"kernel_size": (2, 2), "stride": 1.5}, r"1\.5"),
+    ("dilation", {"kernel_size": (2, 2), "dilation": (1, 2.0)}, r"2\.0"),
+    ("padding", {"kernel_size": (2, 2), "padding": 0.5}, r"0\.5"),
+])
+def test_non_integer_sizes_are_rejected(name, kwargs, value):
+    _raises_unmodified((TypeError, ValueError), rf"{name}.*{value}", poolnd.max_pool, X, **kwargs)
+
+
+def test_bool_kernel_size_is_not_a_size():
+    # True == 1 in Python, but a flag passed as a size is almost surely a mistake
+    _raises_unmodified((TypeError, ValueError), r"kernel_size.*True", poolnd.max_pool2d, X, True)
+
+
+def test_negative_padding_is_rejected():
+    _raises_unmodified(ValueError, r"padding.*-1", poolnd.max_pool, X, (2, 2), padding=(0, -1))
+
+
+def test_bad_padding_string_is_rejected():
+    _raises_unmodified(ValueError, r"padding.*'full'", poolnd.avg_pool, X, (2, 2),
+                       padding="full")
+
+
+def test_divisor_override_zero_is_rejected():
+    _raises_unmodified(ValueError, r"divisor_override.*0", poolnd.avg_pool, X, (2, 2),
+                       divisor_override=0)
+
+
+# --- which axes, how many ----------------------------------------------------
+
+
+def test_bare_int_kernel_size_without_axes_says_how_to_fix():
+    # the message names the argument and points at axes= (or a tuple, or max_pool2d)
+    _raises_unmodified(ValueError, r"(?s)kernel_size.*2.*axes", poolnd.max_pool, X, 2)
+    _raises_unmodified(ValueError, r"(?s)kernel_size.*2.*axes", poolnd.avg_pool, X, 2)
+
+
+def test_kernel_size_and_axes_disagree_on_n():
+    _raises_unmodified(ValueError, r"kernel_size.*\(2, 2, 2\)", poolnd.max_pool, X, (2, 2, 2),
+                       axes=(1, 2))
+
+
+def test_stride_tuple_of_wrong_length_is_rejected():
+    _raises_unmodified(ValueError, r"stride.*\(1, 1, 1\)", poolnd.max_pool2d, X, 2,
+                       stride=(1, 1, 1))
+
+
+def test_padding_tuple_of_wrong_length_is_rejected():
+    _raises_unmodified((TypeError, ValueError), r"padding.*\(1, 1, 1\)", poolnd.avg_pool2d, X, 2,
+                       padding=(1, 1, 1))
+
+
+def test_fixed_n_name_disagreeing_with_kernel_size():
+    _raises_unmodified(ValueError, r"kernel_size.*\(2, 2, 2\)", poolnd.max_pool2d, X, (2, 2, 2))
+
+
+def test_more_pooled_axes_than_input_dimensions():
+    _raises_unmodified(ValueError, r"3.*2", poolnd.max_pool3d, np.ones((4, 4)), 2)
+
+
+@pytest.mark.parametrize("axes", [(1, 1), (1, -3), (-1, 3)])
+def test_repeated_axes_are_rejected(axes):
+    # -3 is axis 1 and -1 is axis 3 of a 4-d input
+    _raises_unmodified(ValueError, "axes.*" + re.escape(str(axes)), poolnd.max_pool, X, (2, 2),
+                       axes=axes)
+
+
+@pytest.mark.parametrize("axes, bad", [((0, 4), "4"), ((-5, 1), "-5")])
+def test_out_of_range_axes_are_rejected(axes, bad):
+    _raises_unmodified(ValueError, rf"axes.*{bad}", poolnd.avg_pool, X, (2, 2), axes=axes)
+
+
+# --- windows that miss the input, empty outputs ------------------------------
+
+
+def test_window_wholly_in_padding_is_rejected():
+    # kernel 2 with 2 padding before: the first window covers positions -2, -1
+    _raises_unmodified(ValueError, r"(?s)axis 3.*5.*padding", poolnd.max_pool, X, (1, 2),
+                       stride=1, padding=((0, 0), (2, 0)))
+
+
+def test_dilated_window_with_no_tap_in_the_input_is_rejected():
+    # length 1, kernel 2, dilation 2, padding 1: the taps fall on -1 and 1
+    x = np.ones((3, 1))
+    _raises_unmodified(ValueError, r"(?s)axis 1.*1.*dilation", poolnd.max_pool, x, (2,),
+                       padding=1, dilation=2)
+    _raises_unmodified(ValueError, r"(?s)axis 1.*1.*dilation", poolnd.avg_pool, x, (2,),
+                       padding=1, dilation=2)
+
+
+def test_output_length_below_one_is_rejected():
+    # axis 2 has length 4, a window of 5 does not fit
+    _raises_unmodified(ValueError, r"(?s)axis 2.*4.*5", poolnd.max_pool, X, (5, 1))
+    _raises_unmodified(ValueError, r"(?s)axis 2.*4.*5", poolnd.avg_pool, X, (5, 1))
+
+
+# --- dtypes and policies -----------------------------------------------------
+
+
+@pytest.mark.parametrize("op", [poolnd.max_pool, poolnd.avg_pool])
+def test_complex_input_is_a_type_error(op):
+    _raises_unmodified(TypeError, r"complex", op, X.astype(np.complex128), (2, 2))
+
+
+@pytest.mark.parametrize("op", [poolnd.max_pool, poolnd.avg_pool])
+def test_object_input_is_a_type_error(op):
+    _raises_unmodified(TypeError, r"object", op, X.astype(object), (2, 2))
+
+
+def test_bad_nan_policy_is_rejected():
+    _raises_unmodified(ValueError, r"nan_policy.*'ignore'", poolnd.max_pool, X, (2, 2),
+                       nan_policy="ignore")
+
+
+# --- backward: shapes and indices --------------------------------------------
+
+
+def _forward():
+    out, idx = poolnd.max_pool(X, (2, 2), return_indices=True)
+    assert out.shape == (2, 3, 2, 2)
+    return out, idx
+
+
+def test_max_backward_grad_of_wrong_shape_is_rejected():
+    _, idx = _forward()
+    grad = np.ones((2, 3, 2, 3))
+    _raises_unmodified(ValueError, r"grad_output.*\(2, 3, 2, 3\)", poolnd.max_pool_backward,
+                       grad, idx, X.shape, (2, 2))
+
+
+def test_avg_backward_grad_of_wrong_shape_is_rejected():
+    grad = np.ones((2, 3, 3, 2))
+    _raises_unmodified(ValueError, r"grad_output.*\(2, 3, 3, 2\)", poolnd.avg_pool_backward,
+                       grad, X.shape, (2, 2))
+
+
+def test_max_backward_indices_of_wrong_shape_are_rejected():
+    out, idx = _forward()
+    _raises_unmodified(ValueError, r"indices.*\(2, 3, 2\)", poolnd.max_pool_backward, out,
+                       idx[..., 0], X.shape, (2, 2))
+
+
+@pytest.mark.parametrize("bad", [20, 99, -1])
+def test_max_backward_indices_out_of_range_are_rejected(bad):
+    # the pooled axes hold 4 * 5 = 20 elements: valid indices are 0..19
+    out, idx = _forward()
+    idx = idx.copy()
+    idx[1, 2, 1, 0] = bad
+    _raises_unmodified(ValueError, rf"indices.*{bad}", poolnd.max_pool_backward, out, idx,
+                       X.shape, (2, 2))
+
+
+def test_max_backward_complex_grad_is_a_type_error():
+    out, idx = _forward()
+    _raises_unmodified(TypeError, r"complex", poolnd.max_pool_backward,
+                       out.astype(np.complex64), idx, X.shape, (2, 2))
+
+
+def test_read_only_inputs_of_a_failing_call_stay_intact():
+    out, idx = _forward()
+    idx = idx.copy()
+    idx[0, 0, 0, 0] = 10_000
+    for a in (out, idx):
+        a.flags.writeable = False
+    _raises_unmodified(ValueError, r"indices.*10000", poolnd.max_pool_backward, out, idx,
+                       X.shape, (2, 2))
