@@ -12,6 +12,7 @@ import argparse
 import os
 import platform
 import time
+from functools import partial
 
 import numba
 import numpy as np
@@ -54,13 +55,13 @@ def cases(x, t):
     F = torch.nn.functional
     for k, s, p in ((2, 2, 0), (3, 2, 1)):
         geometry = f"k{k} s{s} p{p}"
-        yield (f"max_pool2d {geometry}", lambda: poolnd.max_pool2d(x, k, s, p),
-               lambda: F.max_pool2d(t, k, s, p))
+        yield (f"max_pool2d {geometry}", partial(poolnd.max_pool2d, x, k, s, p),
+               partial(F.max_pool2d, t, k, s, p))
         yield (f"max_pool2d {geometry} +indices",
-               lambda: poolnd.max_pool2d(x, k, s, p, return_indices=True),
-               lambda: F.max_pool2d(t, k, s, p, return_indices=True))
-        yield (f"avg_pool2d {geometry}", lambda: poolnd.avg_pool2d(x, k, s, p),
-               lambda: F.avg_pool2d(t, k, s, p))
+               partial(poolnd.max_pool2d, x, k, s, p, return_indices=True),
+               partial(F.max_pool2d, t, k, s, p, return_indices=True))
+        yield (f"avg_pool2d {geometry}", partial(poolnd.avg_pool2d, x, k, s, p),
+               partial(F.avg_pool2d, t, k, s, p))
         yield (f"MaxPool2d {geometry} fwd+bwd", _layer_step(MaxPool2d(k, s, p), x, None),
                _torch_step(torch.nn.MaxPool2d(k, s, p), x))
         yield (f"AvgPool2d {geometry} fwd+bwd", _layer_step(AvgPool2d(k, s, p), x, None),
