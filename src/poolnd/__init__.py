@@ -6,6 +6,7 @@ array([[[[ 5.,  7.],
          [13., 15.]]]])
 """
 
+from ._parallel import get_num_threads, set_num_threads
 from .functional import (
     avg_pool,
     avg_pool1d,
@@ -27,9 +28,11 @@ __all__ = [
     "avg_pool2d",
     "avg_pool3d",
     "avg_pool_backward",
+    "get_num_threads",
     "max_pool",
     "max_pool1d",
     "max_pool2d",
     "max_pool3d",
     "max_pool_backward",
+    "set_num_threads",
 ]

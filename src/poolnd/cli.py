@@ -2,7 +2,8 @@
 
 ``poolnd tour`` (the default) pools the worked examples that users of MyGrad,
 Lucid, the d2l book, NumPyNet and tinyml know, and prints outputs, indices
-and gradients.
+and gradients. ``poolnd bench`` times poolnd beside PyTorch, MyGrad and NumPy
+(see :mod:`poolnd.bench`; it needs the ``bench`` extra for PyTorch).
 """
 
 from __future__ import annotations
@@ -70,7 +71,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="poolnd", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("tour", help="pool the seed documents' examples and print the results")
+    bench = commands.add_parser(
+        "bench", help="time poolnd beside PyTorch, MyGrad and NumPy (interleaved runs, medians)")
+    bench.add_argument("--quick", action="store_true",
+                       help="smaller inputs and fewer runs (well under a minute once compiled)")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.add_argument("--plot", metavar="FILE.png", help="draw the speed-ups (needs matplotlib)")
+    bench.add_argument("--repeat", type=int, metavar="N",
+                       help="runs per column (default 15, 3 with --quick)")
+    bench.add_argument("--threads", type=int, metavar="N",
+                       help="threads for numba and torch alike (default: all cores)")
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        # imported here: `import poolnd` and `poolnd tour` never load torch or matplotlib
+        from poolnd import bench as benchmark
+
+        return benchmark.main(quick=args.quick, as_json=args.json, plot_path=args.plot,
+                              repeat=args.repeat, threads=args.threads)
     if args.command in (None, "tour"):
         tour()
     return 0

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from . import _parallel
 from ._geometry import PoolPlan, plan_pool
 from ._kernels import max as _max_kernels
 from ._kernels.avg import avg_pool_backward as _avg_backward_kernel
@@ -141,6 +142,17 @@ def _as_kernel_array(arr: np.ndarray) -> np.ndarray:
     return arr.reshape(arr.shape[0], *(1,) * missing, *arr.shape[1:])
 
 
+def _run_rows(kernel, x_rows, out_rows, *args):
+    """Run a forward kernel, one job per output row, over the threads."""
+    n_rows = out_rows.shape[0] * out_rows.shape[1] * out_rows.shape[2]
+    _parallel.run(kernel, n_rows, x_rows.size + out_rows.size, x_rows, out_rows, *args)
+
+
+def _run_planes(kernel, grad_out, grad_in, *args):
+    """Run a backward kernel, one job per plane (axis 0), over the threads."""
+    _parallel.run(kernel, grad_in.shape[0], grad_in.size + grad_out.size, *args)
+
+
 def _as_row_array(arr: np.ndarray) -> np.ndarray:
     """The kernels' layout with each row's ``W`` and ``C`` merged: ``(B, D, H, W*C)``."""
     arr = _as_kernel_array(arr)
@@ -176,14 +188,15 @@ def _max_canonical(x: np.ndarray, geometry, kind: int, omit_nan: bool):
     if kind != NO_POSITION:
         positions = np.empty(out.shape, _position_dtype(kind, math.prod(kernel)))
     k, s, d, p, _, _ = _as_kernel_args(geometry)
+    rows_in, rows_out = _as_row_array(x), _as_row_array(out)
     if positions is None:
         pool = _max_kernels.max_pool_values_omit_nan if omit_nan else _max_kernels.max_pool_values
-        pool(_as_row_array(x), _as_row_array(out), channels, k, s, d, p)
+        _run_rows(pool, rows_in, rows_out, channels, k, s, d, p)
     else:
         pool = (_max_kernels.max_pool_positions_omit_nan if omit_nan
                 else _max_kernels.max_pool_positions)
-        pool(_as_row_array(x), _as_row_array(out), _as_row_array(positions), channels,
-             kind == FLAT_INDEX, k, s, d, p)
+        _run_rows(pool, rows_in, rows_out, _as_row_array(positions), channels,
+                  kind == FLAT_INDEX, k, s, d, p)
     return out, positions
 
 
@@ -320,11 +333,9 @@ def _scatter_flat(grad: np.ndarray, indices: np.ndarray, plan: PoolPlan) -> np.n
     planes, channels = math.prod(plan.outer_shape), math.prod(plan.inner_shape)
     flat_out = (planes, math.prod(plan.out_lengths), channels)
     grad_in = np.zeros((planes, math.prod(plan.lengths), channels), compute)
-    _max_kernels.scatter_add_flat(
-        _to_canonical(grad, plan, plan.out_lengths, compute).reshape(flat_out),
-        _to_canonical(indices, plan, plan.out_lengths, np.int64).reshape(flat_out),
-        grad_in,
-    )
+    grad = _to_canonical(grad, plan, plan.out_lengths, compute).reshape(flat_out)
+    indices = _to_canonical(indices, plan, plan.out_lengths, np.int64).reshape(flat_out)
+    _run_planes(_max_kernels.scatter_add_flat, grad, grad_in, grad, indices, grad_in)
     return _from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)
 
 
@@ -358,11 +369,11 @@ def _max_backward_from_window(grad: np.ndarray, positions: np.ndarray, plan: Poo
     compute = _compute_dtype(result)
     grad_in = np.zeros(plan.canonical_in, compute)
     k, s, d, p, _, _ = _as_kernel_args(_window_geometry(plan))
-    _max_kernels.max_pool_backward_window(
-        _as_kernel_array(_to_canonical(grad, plan, plan.out_lengths, compute)),
-        _as_kernel_array(_to_canonical(positions, plan, plan.out_lengths, positions.dtype)),
-        _as_kernel_array(grad_in), k, s, d, p,
-    )
+    grad = _as_kernel_array(_to_canonical(grad, plan, plan.out_lengths, compute))
+    positions = _as_kernel_array(_to_canonical(positions, plan, plan.out_lengths,
+                                               positions.dtype))
+    _run_planes(_max_kernels.max_pool_backward_window, grad, grad_in, grad, positions,
+                _as_kernel_array(grad_in), k, s, d, p)
     return _from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)
 
 
@@ -455,8 +466,8 @@ def _avg_canonical(x, geometry, include_pad: bool, override: int):
         return out.reshape(batch, *outs, channels)
     out = np.empty((x.shape[0], *outs, x.shape[-1]), x.dtype)
     k, s, d, p, _, _ = _as_kernel_args(geometry)
-    _avg_forward_kernel(_as_row_array(x), _as_row_array(out), x.shape[-1], k, s, d, p,
-                        _divisors(x.shape[1:-1], geometry, include_pad, override))
+    _run_rows(_avg_forward_kernel, _as_row_array(x), _as_row_array(out), x.shape[-1], k, s, d,
+              p, _divisors(x.shape[1:-1], geometry, include_pad, override))
     return out
 
 
@@ -477,8 +488,9 @@ def _avg_backward_canonical(grad, lengths, geometry, include_pad: bool, override
         return grad_in.reshape(batch, *lengths, channels)
     grad_in = np.zeros((batch, *lengths, channels), grad.dtype)
     k, s, d, p, _, _ = _as_kernel_args(geometry)
-    _avg_backward_kernel(_as_kernel_array(grad), _as_kernel_array(grad_in), k, s, d, p,
-                         _divisors(lengths, geometry, include_pad, override))
+    _run_planes(_avg_backward_kernel, grad, grad_in, _as_kernel_array(grad),
+                _as_kernel_array(grad_in), k, s, d, p,
+                _divisors(lengths, geometry, include_pad, override))
     return grad_in
 
 

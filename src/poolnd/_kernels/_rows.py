@@ -12,11 +12,20 @@ the sum, grouped by rows.
 
 Layout: ``x`` is ``(B, D, H, W*C)`` and ``out`` ``(B, OD, OH, OW*C)``: the
 inner batch axis ``C`` stays beside ``W``, so channels-last data is read in
-place. ``reduction`` is a literal in every compiled kernel, so each inner
-loop is specialised and carries no test of it.
+place.
+
+The inner loop over a row is compiled once per choice of reduction, of
+whether positions are kept, of first row or later row, and for a few common
+window shapes with literal sizes: each such loop carries no test of any of
+them, so the compiler vectorises it. Kernels take a range of jobs (output
+rows, or planes for the backwards); ``poolnd._parallel`` spreads the ranges
+over threads.
 """
 
-from numba import njit, prange
+import warnings
+
+from numba import njit
+from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from ._windows import inside_outputs, taps_in_input
 
@@ -66,64 +75,59 @@ def _fold_output(x_row, out_row, pos_row, first, ow, tw_lo, tw_hi, origin, C, sw
                 pos_row[i] = position if wins else pos_row[i]
 
 
-@njit(inline="always")
-def _fold_inside(x_row, out_row, pos_row, first, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow,
-                 code_tap, with_positions, reduction):
-    """Fold one input row into the windows ``ow_lo..ow_hi-1``, which lie wholly inside it.
+# (C, kw, sw, dw) of the windows that get a loop with literal sizes
+LITERAL_SHAPES = ((1, 2, 2, 1), (1, 3, 2, 1))
+
+# Kernels pick their row loops out of a tuple of compiled functions; numba
+# calls that a first-class function type and warns that it is experimental.
+warnings.filterwarnings("ignore", message="First-class function type feature is experimental",
+                        category=NumbaExperimentalFeatureWarning)
+
+
+def _make_fold_inside(first, with_positions, reduction, shape):
+    """The loop that folds one input row into the windows wholly inside it.
 
     The views start at the first such window, so that no index can be
-    negative and the compiler vectorises the loop.
+    negative. ``shape`` fixes ``(C, kw, sw, dw)`` as literals, or is None.
     """
-    x_in = x_row[(ow_lo * sw - pw) * C:]
-    out_in, pos_in = out_row[ow_lo * C:], pos_row[ow_lo * C:]
-    code_in = code + code_ow * ow_lo
-    for j in range(ow_hi - ow_lo):
-        _fold_output(x_in, out_in, pos_in, first, j, 0, kw, 0, C, sw, dw, code_in, code_ow,
-                     code_tap, with_positions, reduction)
+    literal = shape is not None
+    C_, kw_, sw_, dw_ = shape if literal else (1, 1, 1, 1)
+
+    @njit(nogil=True)
+    def fold_inside(x_row, out_row, pos_row, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow,
+                    code_tap):
+        if literal:
+            C, kw, sw, dw = C_, kw_, sw_, dw_
+        x_in = x_row[(ow_lo * sw - pw) * C:]
+        out_in, pos_in = out_row[ow_lo * C:], pos_row[ow_lo * C:]
+        code_in = code + code_ow * ow_lo
+        for j in range(ow_hi - ow_lo):
+            _fold_output(x_in, out_in, pos_in, first, j, 0, kw, 0, C, sw, dw, code_in, code_ow,
+                         code_tap, with_positions, reduction)
+
+    return fold_inside
 
 
-@njit(inline="always")
-def _fold_inside_literal(x_row, out_row, pos_row, first, ow_lo, ow_hi, pw, C, kw, sw, dw, code,
-                         code_ow, code_tap, with_positions, reduction):
-    """:func:`_fold_inside` with literal sizes for the common windows, which vectorise best."""
-    if C == 1 and kw == 2 and sw == 2 and dw == 1:
-        _fold_inside(x_row, out_row, pos_row, first, ow_lo, ow_hi, pw, 1, 2, 2, 1, code,
-                     code_ow, code_tap, with_positions, reduction)
-    elif C == 1 and kw == 3 and sw == 2 and dw == 1:
-        _fold_inside(x_row, out_row, pos_row, first, ow_lo, ow_hi, pw, 1, 3, 2, 1, code,
-                     code_ow, code_tap, with_positions, reduction)
-    else:
-        _fold_inside(x_row, out_row, pos_row, first, ow_lo, ow_hi, pw, C, kw, sw, dw, code,
-                     code_ow, code_tap, with_positions, reduction)
+def make_row_loops(with_positions, reduction):
+    """The row loops of one kernel: first row then later rows, each shape of
+    :data:`LITERAL_SHAPES` then any shape."""
+    return tuple(
+        _make_fold_inside(first, with_positions, reduction, shape)
+        for first in (True, False)
+        for shape in (*LITERAL_SHAPES, None)
+    )
 
 
 @njit(nogil=True, cache=True)
 def _fold_edges(x_row, out_row, pos_row, first, ow_lo, ow_hi, W, OW, C, kw, sw, dw, pw, code,
                 code_ow, code_tap, with_positions, reduction):
-    """Fold one input row into the windows that overhang its ends (few, so not inlined)."""
+    """Fold one input row into the windows that overhang its ends (few, so not specialised)."""
     for ow in range(OW):
         if ow_lo <= ow < ow_hi:
             continue
         _, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
         _fold_output(x_row, out_row, pos_row, first, ow, tw_lo, tw_hi, -pw, C, sw, dw, code,
                      code_ow, code_tap, with_positions, reduction)
-
-
-@njit(inline="always")
-def _fold_row(x_row, out_row, pos_row, first, W, OW, C, kw, sw, dw, pw, code, code_ow, code_tap,
-              with_positions, reduction):
-    """Fold one input row into every window of one output row."""
-    ow_lo, ow_hi = inside_outputs(W, kw, sw, dw, pw, OW)
-    # a literal ``first`` keeps the merge out of the first row's loop
-    if first:
-        _fold_inside_literal(x_row, out_row, pos_row, True, ow_lo, ow_hi, pw, C, kw, sw, dw,
-                             code, code_ow, code_tap, with_positions, reduction)
-    else:
-        _fold_inside_literal(x_row, out_row, pos_row, False, ow_lo, ow_hi, pw, C, kw, sw, dw,
-                             code, code_ow, code_tap, with_positions, reduction)
-    if ow_lo > 0 or ow_hi < OW:
-        _fold_edges(x_row, out_row, pos_row, first, ow_lo, ow_hi, W, OW, C, kw, sw, dw, pw,
-                    code, code_ow, code_tap, with_positions, reduction)
 
 
 @njit(inline="always")
@@ -135,23 +139,26 @@ def _codes(flat_index, i_d, i_h, H, W, pw, td, th, kh, kw, sw, dw):
 
 
 @njit(inline="always")
-def pool_rows(x, out, position, C, flat_index, kernel, stride, dilation, pad, with_positions,
-              reduction, divisors):
-    """Reduce every window of ``x`` into ``out``, one parallel job per output row.
+def pool_rows(x, out, position, C, flat_index, kernel, stride, dilation, pad, divisors, job_lo,
+              job_hi, row_loops, with_positions, reduction):
+    """Reduce the windows of output rows ``job_lo..job_hi-1`` of ``x`` into ``out``.
 
-    ``position`` (shaped as ``out``) receives, when ``with_positions``, the
-    flat index of each maximum within ``D, H, W`` (``flat_index``) or its
-    row-major tap number inside the window. Sums are divided by
+    Job ``j`` is output row ``(b, od, oh)`` in row-major order. ``position``
+    (shaped as ``out``) receives, when ``with_positions``, the flat index of
+    each maximum within ``D, H, W`` (``flat_index``) or its row-major tap
+    number inside the window. Sums are divided by
     ``divisors[0][od] * divisors[1][oh] * divisors[2][ow]``.
     """
-    B, D, H, W = x.shape[0], x.shape[1], x.shape[2], x.shape[3] // C
+    D, H, W = x.shape[1], x.shape[2], x.shape[3] // C
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
     kd, kh, kw = kernel
     sd, sh, sw = stride
     dd, dh, dw = dilation
     pd, ph, pw = pad
-    # one job per output row, so that a single plane still fills every core
-    for job in prange(B * OD * OH):
+    ow_lo, ow_hi = inside_outputs(W, kw, sw, dw, pw, OW)
+    shape = (C, kw, sw, dw)
+    literal = 0 if shape == LITERAL_SHAPES[0] else 1 if shape == LITERAL_SHAPES[1] else 2
+    for job in range(job_lo, job_hi):
         b = job // (OD * OH)
         od = job // OH % OD
         oh = job % OH
@@ -163,8 +170,25 @@ def pool_rows(x, out, position, C, flat_index, kernel, stride, dilation, pad, wi
                 i_d, i_h = d0 + td * dd, h0 + th * dh
                 code, code_ow, code_tap = _codes(flat_index, i_d, i_h, H, W, pw, td, th, kh, kw,
                                                  sw, dw)
-                _fold_row(x[b, i_d, i_h], out_row, pos_row, td == td_lo and th == th_lo, W, OW,
-                          C, kw, sw, dw, pw, code, code_ow, code_tap, with_positions, reduction)
+                x_row = x[b, i_d, i_h]
+                first = td == td_lo and th == th_lo
+                args = (x_row, out_row, pos_row, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow,
+                        code_tap)
+                if first and literal == 0:
+                    row_loops[0](*args)
+                elif first and literal == 1:
+                    row_loops[1](*args)
+                elif first:
+                    row_loops[2](*args)
+                elif literal == 0:
+                    row_loops[3](*args)
+                elif literal == 1:
+                    row_loops[4](*args)
+                else:
+                    row_loops[5](*args)
+                if ow_lo > 0 or ow_hi < OW:
+                    _fold_edges(x_row, out_row, pos_row, first, ow_lo, ow_hi, W, OW, C, kw, sw,
+                                dw, pw, code, code_ow, code_tap, with_positions, reduction)
         if reduction == SUM:
             scale = divisors[0][od] * divisors[1][oh]
             for ow in range(OW):

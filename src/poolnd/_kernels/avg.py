@@ -5,28 +5,34 @@ divisors[1][oh] * divisors[2][ow]``; the caller builds those per-axis
 factors from PyTorch's rule, so the kernels only sum and divide.
 """
 
-from numba import njit, prange
+from numba import njit
 
-from ._rows import SUM, pool_rows
+from ._rows import SUM, make_row_loops, pool_rows
 from ._windows import taps_in_input
 
-
-@njit(parallel=True, cache=True, nogil=True)
-def avg_pool_forward(x, out, C, kernel, stride, dilation, pad, divisors):
-    pool_rows(x, out, out, C, False, kernel, stride, dilation, pad, False, SUM, divisors)
+_SUMS = make_row_loops(False, SUM)
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def avg_pool_backward(grad_out, grad_in, kernel, stride, dilation, pad, divisors):
-    """Give every input element ``grad / divisor`` of each window that holds it."""
-    B, D, H, W, C = grad_in.shape
+@njit(nogil=True, cache=True)
+def avg_pool_forward(x, out, C, kernel, stride, dilation, pad, divisors, job_lo, job_hi):
+    pool_rows(x, out, out, C, False, kernel, stride, dilation, pad, divisors, job_lo, job_hi,
+              _SUMS, False, SUM)
+
+
+@njit(nogil=True, cache=True)
+def avg_pool_backward(grad_out, grad_in, kernel, stride, dilation, pad, divisors, b_lo, b_hi):
+    """Give every input element ``grad / divisor`` of each window that holds it.
+
+    A job is a plane: planes are independent, and within a plane windows may
+    overlap, so it is walked in output order.
+    """
+    D, H, W, C = grad_in.shape[1:]
     OD, OH, OW = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
     kd, kh, kw = kernel
     sd, sh, sw = stride
     dd, dh, dw = dilation
     pd, ph, pw = pad
-    # planes are independent; within a plane windows may overlap, so it is walked in order
-    for b in prange(B):
+    for b in range(b_lo, b_hi):
         for od in range(OD):
             d0, td_lo, td_hi = taps_in_input(od, D, kd, sd, dd, pd)
             for oh in range(OH):

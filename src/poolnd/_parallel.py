@@ -1,0 +1,56 @@
+"""Threads for the kernels: each call splits its jobs into contiguous ranges.
+
+The kernels release the GIL (``nogil``), so a plain thread pool runs them in
+parallel. Doing the split here, not with numba's ``prange``, keeps compile
+times short and lets any number of user threads call poolnd at once.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+
+# Below this many elements touched, one thread beats the cost of waking others.
+_SMALL_WORK = 1 << 16
+
+_threads = max(1, int(numba.config.NUMBA_NUM_THREADS))
+_pool: ThreadPoolExecutor | None = None
+
+
+def get_num_threads() -> int:
+    """How many threads a pooling call uses (default ``NUMBA_NUM_THREADS``, the core count)."""
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads per pooling call from now on."""
+    global _threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be an int >= 1, got {n!r}")
+    if n != _threads and _pool is not None:
+        _pool.shutdown(wait=False)
+        _pool = None
+    _threads = n
+
+
+def run(kernel, n_jobs: int, work: int, *args) -> None:
+    """``kernel(*args, lo, hi)`` over ``0..n_jobs-1``, split across threads.
+
+    ``work`` (elements read and written) decides whether threads pay off.
+    """
+    global _pool
+    if work == 0:
+        return  # an empty batch: nothing to read or write
+    parts = min(_threads, n_jobs)
+    if parts <= 1 or work < _SMALL_WORK:
+        kernel(*args, 0, n_jobs)
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_threads, thread_name_prefix="poolnd")
+    bounds = [n_jobs * i // parts for i in range(parts + 1)]
+    futures = [_pool.submit(kernel, *args, lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+    for future in futures:
+        future.result()
+
+

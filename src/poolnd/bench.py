@@ -1,0 +1,735 @@
+"""``poolnd bench``: poolnd beside PyTorch, MyGrad and plain NumPy, in one process.
+
+One registry, :func:`cases`, drives everything: each :class:`Case` names an
+input (shape, dtype) and how each library runs the same operation on it. For
+every case the runs are interleaved (poolnd, torch, torch channels-last,
+MyGrad, NumPy, floor, poolnd, ...) so that all of them see the same machine
+state, and the medians are compared. The "floor" is one parallel read of the
+same input (a numba ``prange`` sum): no pooling op can be faster than that, so
+``poolnd / floor`` says how close poolnd runs to memory bandwidth.
+
+Optional libraries that are not installed (PyTorch, MyGrad) and operations a
+library lacks are reported as skipped cells with the reason, never as errors.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numba
+import numpy as np
+
+import poolnd
+from poolnd.nn import AvgPool2d, MaxPool2d
+
+Runner = Callable[[], object]
+# A maker gets the library's module and the input (a NumPy array, or for torch
+# a tensor already in the layout to time) and returns the zero-argument call to
+# time; everything it does before returning (building layers, gradients) is
+# setup and is not timed.
+Maker = Callable[[Any, Any], Runner]
+
+COLUMNS = ("poolnd", "torch", "torch_cl", "mygrad", "numpy", "floor")
+LABELS = {"poolnd": "poolnd", "torch": "torch", "torch_cl": "torch-CL", "mygrad": "mygrad",
+          "numpy": "numpy", "floor": "floor"}
+# Which module each column needs; the floor probe and NumPy are always there.
+LIBRARY = {"poolnd": "poolnd", "torch": "torch", "torch_cl": "torch", "mygrad": "mygrad",
+           "numpy": "numpy", "floor": "numpy"}
+INSTALL_HINT = {"torch": "pip install 'poolnd[bench]'", "mygrad": "pip install 'poolnd[mygrad]'"}
+NOT_APPLICABLE = "n/a"
+MIN_SAMPLES = 3
+
+
+@dataclass(frozen=True)
+class Case:
+    """One operation on one input, as each library spells it.
+
+    ``torch_layout`` turns the input (as a tensor) into the logical layout that
+    torch's op expects, e.g. NHWC -> NCHW by a permute; the torch column then
+    times it in NCHW-contiguous memory and the torch-CL column in channels-last
+    memory. A ``None`` maker means the library has no such operation.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    poolnd: Maker
+    torch: Maker | None = None
+    mygrad: Maker | None = None
+    numpy: Maker | None = None
+    torch_layout: Callable[[Any], Any] = field(default=lambda t: t)
+
+
+# -- the makers ---------------------------------------------------------------
+
+def _call(function: Callable[..., object], *args: Any, **kwargs: Any) -> Maker:
+    """A maker that times ``function(data, *args, **kwargs)``."""
+    return lambda lib, data: partial(function, data, *args, **kwargs)
+
+
+def _torch_op(name: str, *args: Any, **kwargs: Any) -> Maker:
+    def make(torch: Any, t: Any) -> Runner:
+        return partial(getattr(torch.nn.functional, name), t, *args, **kwargs)
+    return make
+
+
+def _poolnd_layer_step(layer_class: type, *args: Any) -> Maker:
+    """A training step: forward, then backward of a gradient made beforehand."""
+    def make(lib: Any, x: np.ndarray) -> Runner:
+        layer = layer_class(*args)
+        grad = np.ones_like(layer(x))
+
+        def step() -> None:
+            layer(x)
+            layer.backward(grad)
+        return step
+    return make
+
+
+def _torch_layer_step(module_name: str, *args: Any) -> Maker:
+    def make(torch: Any, t: Any) -> Runner:
+        module = getattr(torch.nn, module_name)(*args)
+        grad = torch.ones_like(module(t))
+
+        def step() -> None:
+            leaf = t.detach().requires_grad_()  # a fresh leaf: autograd allocates x.grad each step
+            module(leaf).backward(grad)
+        return step
+    return make
+
+
+def _mygrad_max(pool: tuple[int, ...], stride: int) -> Maker:
+    def make(mygrad: Any, x: np.ndarray) -> Runner:
+        return partial(mygrad.nnet.layers.max_pool, x, pool, stride, constant=True)
+    return make
+
+
+def _mygrad_max_step(pool: tuple[int, ...], stride: int) -> Maker:
+    def make(mygrad: Any, x: np.ndarray) -> Runner:
+        max_pool = mygrad.nnet.layers.max_pool
+        grad = np.ones_like(max_pool(x, pool, stride, constant=True).data)
+
+        def step() -> None:
+            max_pool(mygrad.tensor(x, copy=False), pool, stride).backward(grad)
+        return step
+    return make
+
+
+def _numpy_windows(x: np.ndarray, kernel: int, stride: int, padding: int, axes: tuple[int, ...],
+                   fill: float) -> np.ndarray:
+    """Every window as a strided view: the textbook NumPy pooling (padding is a copy)."""
+    if padding:
+        pads = [(padding, padding) if a in axes else (0, 0) for a in range(x.ndim)]
+        x = np.pad(x, pads, constant_values=fill)
+    view = np.lib.stride_tricks.sliding_window_view(x, (kernel,) * len(axes), axis=axes)
+    step = tuple(slice(None, None, stride) if a in axes else slice(None) for a in range(x.ndim))
+    return view[step]
+
+
+def _numpy_max(kernel: int, stride: int, padding: int = 0, axes: tuple[int, ...] = (-2, -1)
+               ) -> Maker:
+    def make(lib: Any, x: np.ndarray) -> Runner:
+        pooled = tuple(a % x.ndim for a in axes)
+        # padding never wins: the smallest value of the dtype plays -inf
+        fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        window_axes = tuple(range(-len(pooled), 0))
+
+        def run() -> np.ndarray:
+            return _numpy_windows(x, kernel, stride, padding, pooled, fill).max(axis=window_axes)
+        return run
+    return make
+
+
+def _numpy_avg(kernel: int, stride: int, padding: int = 0) -> Maker:
+    def make(lib: Any, x: np.ndarray) -> Runner:
+        def run() -> np.ndarray:
+            # zero padding counted in the divisor: count_include_pad=True, the default
+            return _numpy_windows(x, kernel, stride, padding, (x.ndim - 2, x.ndim - 1),
+                                  0).mean(axis=(-2, -1))
+        return run
+    return make
+
+
+def _nhwc_as_nchw(t: Any) -> Any:
+    return t.permute(0, 3, 1, 2)
+
+
+# -- the registry -------------------------------------------------------------
+
+NCHW = (32, 64, 112, 112)
+QUICK_NCHW = (2, 32, 112, 112)
+BATCH_ONE = "max_pool2d k3 s2 p1, batch one"
+MEMORY_CASE = "MaxPool2d k3 s2 p1 fwd+bwd"
+
+
+def max2d_case(name: str, shape: tuple[int, ...], kernel: int, stride: int, padding: int = 0,
+               dtype: str = "float32") -> Case:
+    """Max pooling of the last two axes, as poolnd, torch, MyGrad and NumPy spell it."""
+    exact = padding == 0 and kernel == stride and all(n % kernel == 0 for n in shape[-2:])
+    return Case(name, shape, dtype,
+                poolnd=_call(poolnd.max_pool2d, kernel, stride, padding),
+                torch=_torch_op("max_pool2d", kernel, stride, padding),
+                mygrad=_mygrad_max((kernel, kernel), stride) if exact else None,
+                numpy=_numpy_max(kernel, stride, padding))
+
+
+def cases(quick: bool = False) -> list[Case]:
+    """The benchmark's cases; ``quick`` shrinks the inputs."""
+    nchw = QUICK_NCHW if quick else NCHW
+    return [
+        max2d_case("max_pool2d k2 s2", nchw, 2, 2),
+        max2d_case("max_pool2d k3 s2 p1", nchw, 3, 2, 1),
+        max2d_case(BATCH_ONE, (1, 64, 56, 56), 3, 2, 1),
+        Case("max_pool k3 s2 p1, NHWC axes=(1, 2)",
+             (1, 112, 112, 64) if quick else (32, 112, 112, 64), "float32",
+             poolnd=_call(poolnd.max_pool, (3, 3), 2, 1, axes=(1, 2)),
+             torch=_torch_op("max_pool2d", 3, 2, 1), torch_layout=_nhwc_as_nchw,
+             numpy=_numpy_max(3, 2, 1, axes=(1, 2))),
+        Case("max_pool3d k2", (1, 16, 32, 64, 64) if quick else (8, 32, 32, 64, 64), "float32",
+             poolnd=_call(poolnd.max_pool3d, 2), torch=_torch_op("max_pool3d", 2),
+             mygrad=_mygrad_max((2, 2, 2), 2), numpy=_numpy_max(2, 2, axes=(-3, -2, -1))),
+        Case("max_pool1d k4", (4, 128, 4096) if quick else (64, 128, 4096), "float32",
+             poolnd=_call(poolnd.max_pool1d, 4), torch=_torch_op("max_pool1d", 4),
+             mygrad=_mygrad_max((4,), 4), numpy=_numpy_max(4, 4, axes=(-1,))),
+        Case("avg_pool2d k3 s2 p1", nchw, "float32",
+             poolnd=_call(poolnd.avg_pool2d, 3, 2, 1), torch=_torch_op("avg_pool2d", 3, 2, 1),
+             numpy=_numpy_avg(3, 2, 1)),
+        Case("max_pool2d k3 s2 p1 +indices", nchw, "float32",
+             poolnd=_call(poolnd.max_pool2d, 3, 2, 1, return_indices=True),
+             torch=_torch_op("max_pool2d", 3, 2, 1, return_indices=True)),
+        Case("MaxPool2d k2 fwd+bwd", nchw, "float32",
+             poolnd=_poolnd_layer_step(MaxPool2d, 2), torch=_torch_layer_step("MaxPool2d", 2),
+             mygrad=_mygrad_max_step((2, 2), 2)),
+        Case(MEMORY_CASE, nchw, "float32",
+             poolnd=_poolnd_layer_step(MaxPool2d, 3, 2, 1),
+             torch=_torch_layer_step("MaxPool2d", 3, 2, 1)),
+        Case("AvgPool2d k3 s2 p1 fwd+bwd", nchw, "float32",
+             poolnd=_poolnd_layer_step(AvgPool2d, 3, 2, 1),
+             torch=_torch_layer_step("AvgPool2d", 3, 2, 1)),
+        Case("max_pool2d k15 s1 p7", (1, 4, 128, 128) if quick else (8, 16, 256, 256),
+             "float32", poolnd=_call(poolnd.max_pool2d, 15, 1, 7),
+             torch=_torch_op("max_pool2d", 15, 1, 7), numpy=_numpy_max(15, 1, 7)),
+        max2d_case("max_pool2d k3 s2 p1 float64", nchw, 3, 2, 1, dtype="float64"),
+        max2d_case("max_pool2d k3 s2 p1 uint8", nchw, 3, 2, 1, dtype="uint8"),
+    ]
+
+
+# -- measuring ----------------------------------------------------------------
+
+@numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _read_everything(flat: np.ndarray) -> float:
+    total = 0.0
+    for i in numba.prange(flat.size):
+        total += flat[i]
+    return total
+
+
+def _floor_probe(lib: Any, x: np.ndarray) -> Runner:
+    return partial(_read_everything, x.reshape(-1))
+
+
+def make_input(shape: Sequence[int], dtype: str, seed: int = 0) -> np.ndarray:
+    """Random data of the case's shape and dtype (uint8 spans 0..255)."""
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "u":
+        return rng.integers(0, 256, size=shape, dtype=dtype)
+    return rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
+
+
+def load_libraries() -> dict[str, Any]:
+    """The modules the columns need; ``None`` for an optional one that is missing."""
+    libraries: dict[str, Any] = {"poolnd": poolnd, "numpy": np}
+    for name in ("torch", "mygrad"):
+        try:
+            module = importlib.import_module(name)
+            if name == "mygrad":
+                importlib.import_module("mygrad.nnet.layers")
+            libraries[name] = module
+        except ImportError:
+            libraries[name] = None
+    return libraries
+
+
+def _runners(case: Case, x: np.ndarray, libraries: dict[str, Any]
+             ) -> tuple[dict[str, Runner], dict[str, str]]:
+    """The zero-argument calls to time, and why any column is skipped."""
+    makers: dict[str, Maker | None] = {
+        "poolnd": case.poolnd, "torch": case.torch, "torch_cl": case.torch,
+        "mygrad": case.mygrad, "numpy": case.numpy, "floor": _floor_probe}
+    runners: dict[str, Runner] = {}
+    skipped: dict[str, str] = {}
+    for column, maker in makers.items():
+        library = libraries.get(LIBRARY[column])
+        if maker is None:
+            skipped[column] = NOT_APPLICABLE
+            continue
+        if library is None:
+            skipped[column] = f"not installed ({INSTALL_HINT[LIBRARY[column]]})"
+            continue
+        data: Any = x
+        if column in ("torch", "torch_cl"):
+            data = _torch_data(library, case, x, channels_last=column == "torch_cl")
+            if data is None:
+                skipped[column] = NOT_APPLICABLE
+                continue
+        if column == "poolnd":
+            runners[column] = maker(library, data)
+            runners[column]()  # first call: compiles; poolnd's own failures are not hidden
+            continue
+        try:
+            runner = maker(library, data)
+            runner()  # first call, untimed; some libraries reject a geometry only when called
+        except Exception as error:  # a baseline that cannot run this case is a skipped cell
+            first_line = str(error).split("\n")[0].split(". ")[0]
+            skipped[column] = f"error: {type(error).__name__}: {first_line[:160]}"
+            continue
+        runners[column] = runner
+    return runners, skipped
+
+
+def _torch_data(torch: Any, case: Case, x: np.ndarray, channels_last: bool) -> Any:
+    t = case.torch_layout(torch.from_numpy(x))
+    if not channels_last:
+        return t.contiguous()
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    if t.dim() not in formats:
+        return None  # torch has no channels-last format for this rank
+    return t.contiguous(memory_format=formats[t.dim()])
+
+
+def interleave(runners: dict[str, Runner], repeat: int, budget_s: float,
+               clock: Callable[[], float] = time.perf_counter, warm: bool = True
+               ) -> dict[str, list[float]]:
+    """Seconds per call of each runner, in rounds of one call each.
+
+    With ``warm``, each runner is called once first, untimed (compilation,
+    page faults, the allocator's first requests). A runner
+    stops being sampled once it has ``MIN_SAMPLES`` samples and has spent
+    ``budget_s`` seconds, so that one slow baseline cannot stretch the run.
+    """
+    for run in runners.values() if warm else ():
+        run()
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeat):
+        for name, run in runners.items():
+            taken = samples[name]
+            if len(taken) >= MIN_SAMPLES and sum(taken) > budget_s:
+                continue
+            start = clock()
+            run()
+            taken.append(clock() - start)
+    return samples
+
+
+def ratios(ms: dict[str, float | None]) -> dict[str, float | None]:
+    """Speed-ups from the medians: ``other_ms / poolnd_ms``, and ``poolnd_ms / floor_ms``."""
+    mine = ms.get("poolnd")
+
+    def divide(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+    out = {column: divide(ms.get(column), mine) for column in COLUMNS[1:-1]}
+    out["floor"] = divide(mine, ms.get("floor"))
+    return out
+
+
+def run_case(case: Case, repeat: int, libraries: dict[str, Any], budget_s: float = 5.0,
+             clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """Time one case in every column; milliseconds are medians of the samples."""
+    x = make_input(case.shape, case.dtype)
+    runners, skipped = _runners(case, x, libraries)
+    samples = interleave(runners, repeat, budget_s, clock, warm=False)  # _runners warmed them
+    ms = {column: (1e3 * statistics.median(samples[column]) if column in samples else None)
+          for column in COLUMNS}
+    del runners, x
+    gc.collect()
+    return {
+        "name": case.name, "shape": list(case.shape), "dtype": case.dtype,
+        "ms": ms, "ratios": ratios(ms), "skipped": skipped,
+        "samples_ms": {column: [1e3 * s for s in taken] for column, taken in samples.items()},
+    }
+
+
+def thread_scaling(case: Case, repeat: int, budget_s: float = 5.0) -> dict[str, Any]:
+    """poolnd's time on ``case`` with one numba thread and with two, interleaved."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        return {"name": case.name, "skipped": "fewer than 2 cores"}
+    before = numba.get_num_threads()
+    run = case.poolnd(poolnd, make_input(case.shape, case.dtype))
+
+    def with_threads(n: int) -> Runner:
+        def timed() -> None:
+            numba.set_num_threads(n)
+            run()
+        return timed
+    try:
+        # the thread count is set inside the timed call; it costs well under a microsecond
+        samples = interleave({"1": with_threads(1), "2": with_threads(2)}, repeat, budget_s)
+    finally:
+        numba.set_num_threads(before)
+    one, two = (1e3 * statistics.median(samples[k]) for k in ("1", "2"))
+    return {"name": case.name, "ms_1_thread": one, "ms_2_threads": two, "ratio": one / two}
+
+
+# -- memory and compile time, each in a fresh process -------------------------
+
+_MEMORY_NOTE = ("peak resident memory (VmHWM) above the resident size before one training "
+                "step, in a fresh process, input and warm-up excluded; for poolnd also the "
+                "peak of NumPy's allocations as traced by tracemalloc")
+# glibc would otherwise raise its mmap threshold after the warm-up's frees and keep
+# the freed memory resident, hiding the measured call's allocations from the peak
+_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def _memory_child(column: str, quick: bool) -> None:
+    """Print, as JSON, what one call of the memory case adds to peak memory."""
+    import tracemalloc
+
+    case = next(c for c in cases(quick) if c.name == MEMORY_CASE)
+    x = make_input(case.shape, case.dtype)
+    if column == "poolnd":
+        run = case.poolnd(poolnd, x)
+    else:
+        torch = importlib.import_module("torch")
+        torch.set_num_threads(numba.get_num_threads())
+        assert case.torch is not None
+        run = case.torch(torch, _torch_data(torch, case, x, False))
+    run()  # compile or load kernels, warm the allocator
+    gc.collect()
+    result: dict[str, Any] = {}
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")  # resets VmHWM to the current resident size (Linux)
+        before = _status_kib("VmRSS")
+        run()
+        result["rss_peak_mib"] = (_status_kib("VmHWM") - before) / 1024
+    except OSError as error:
+        result["rss_peak_mib"] = None
+        result["rss_error"] = str(error)
+    if column == "poolnd":  # torch's allocator is invisible to tracemalloc
+        gc.collect()
+        tracemalloc.start()
+        run()
+        result["tracemalloc_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    result["input_mib"] = x.nbytes / 2**20
+    print(json.dumps(result))
+
+
+def _compile_child() -> None:
+    """Print, as JSON, the seconds of each op's first call in this process."""
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    import poolnd as fresh  # noqa: F811 - timed on purpose: the import in a fresh process
+
+    times["import poolnd"] = time.perf_counter() - start
+    x = make_input((2, 3, 8, 8), "float32")
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("max_pool", lambda: fresh.max_pool(x, (2, 2))),
+        ("max_pool return_indices", lambda: fresh.max_pool(x, (2, 2), return_indices=True)),
+        ("max_pool_backward", lambda: fresh.max_pool_backward(
+            np.ones((2, 3, 4, 4), np.float32), indices, x.shape, (2, 2))),
+        ("avg_pool", lambda: fresh.avg_pool(x, (2, 2))),
+        ("avg_pool_backward", lambda: fresh.avg_pool_backward(
+            np.ones((2, 3, 4, 4), np.float32), x.shape, (2, 2))),
+    ]
+    indices = None
+    for name, step in steps:
+        start = time.perf_counter()
+        out = step()
+        times[name] = time.perf_counter() - start
+        if name == "max_pool return_indices":
+            indices = out[1]
+    print(json.dumps(times))
+
+
+def _start_child(call: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``poolnd.bench.<call>`` in a fresh interpreter."""
+    code = f"import poolnd.bench as b; b.{call}"
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+def _child_result(child: subprocess.Popen[str], timeout: float = 900) -> Any:
+    """The JSON that a child printed last, or ``{"error": ...}``."""
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        return {"error": f"no result within {timeout:.0f} s"}
+    if child.returncode != 0:
+        lines = err.strip().splitlines() or ["(no message)"]
+        return {"error": lines[-1]}
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _child(call: str, env: dict[str, str] | None = None) -> Any:
+    return _child_result(_start_child(call, env))
+
+
+def measure_memory(quick: bool, libraries: dict[str, Any]) -> dict[str, Any]:
+    """Peak memory of the memory case for poolnd and torch, each in its own process."""
+    result: dict[str, Any] = {"case": MEMORY_CASE, "measured": _MEMORY_NOTE}
+    # both at once: each reads only its own process's memory, and nothing is timed
+    ours = _start_child(f"_memory_child('poolnd', {quick})", _MEMORY_ENV)
+    theirs = None if libraries.get("torch") is None else _start_child(
+        f"_memory_child('torch', {quick})", _MEMORY_ENV)
+    result["poolnd"] = _child_result(ours)
+    if theirs is None:
+        result["torch"] = {"skipped": f"not installed ({INSTALL_HINT['torch']})"}
+    else:
+        result["torch"] = _child_result(theirs)
+    return result
+
+
+def measure_compile(quick: bool) -> dict[str, Any]:
+    """First-call seconds in fresh processes: with an empty numba cache, then a warm one.
+
+    ``quick`` skips the cold run (it compiles every kernel, which takes a
+    minute on a small machine) and times the first calls with the default cache.
+    """
+    if quick:
+        return {"cold": {"skipped": "--quick"}, "warm": _child("_compile_child()"),
+                "warm_cache": "default"}
+    with tempfile.TemporaryDirectory(prefix="poolnd-numba-cache-") as cache:
+        env = {"NUMBA_CACHE_DIR": cache}
+        cold = _child("_compile_child()", env)
+        warm = _child("_compile_child()", env)
+    return {"cold": cold, "warm": warm, "warm_cache": "the cold run's fresh NUMBA_CACHE_DIR"}
+
+
+# -- reporting ----------------------------------------------------------------
+
+def machine(libraries: dict[str, Any]) -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    torch = libraries.get("torch")
+    mygrad = libraries.get("mygrad")
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+        "poolnd": poolnd.__version__, "numpy": np.__version__, "numba": numba.__version__,
+        "numba_threads": numba.get_num_threads(),
+        "torch": torch.__version__ if torch is not None else None,
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "mygrad": mygrad.__version__ if mygrad is not None else None,
+    }
+
+
+def _cell(value: float | None, width: int, suffix: str = "") -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    digits = 2 if value < 100 else 1 if value < 1000 else 0
+    return f"{value:>{width - len(suffix)}.{digits}f}{suffix}"
+
+
+NAME_WIDTH = 37
+
+
+def table_header(repeat: int) -> str:
+    ms = " ".join(f"{LABELS[c]:>9}" for c in COLUMNS)
+    faster = " ".join(f"{LABELS[c]:>9}" for c in COLUMNS[1:-1])
+    return (f"milliseconds (medians of up to {repeat} interleaved runs); then how many times "
+            f"faster poolnd is than each, and poolnd's time over the floor\n"
+            f"{'case':{NAME_WIDTH}} {ms} | {faster} {'/floor':>7}")
+
+
+def table_row(result: dict[str, Any]) -> str:
+    ms = " ".join(_cell(result["ms"][c], 9) for c in COLUMNS)
+    faster = " ".join(_cell(result["ratios"][c], 9, "x") for c in COLUMNS[1:-1])
+    return f"{result['name']:{NAME_WIDTH}} {ms} | {faster} {_cell(result['ratios']['floor'], 7)}"
+
+
+def report_head(results: dict[str, Any]) -> list[str]:
+    """The machine, the columns' meaning and the table's header."""
+    m = results["machine"]
+    return [
+        f"{m['cpu']}, {m['cores']} cores; python {m['python']}, poolnd {m['poolnd']}, "
+        f"numpy {m['numpy']}, numba {m['numba']} ({m['numba_threads']} threads), "
+        f"torch {m['torch'] or 'not installed'}"
+        + (f" ({m['torch_threads']} threads)" if m["torch"] else "")
+        + f", mygrad {m['mygrad'] or 'not installed'}",
+        "torch = NCHW-contiguous tensor, torch-CL = channels_last memory format; "
+        "floor = one parallel read of the input (numba prange sum)",
+        "",
+        table_header(results["repeat"]),
+    ]
+
+
+def report_tail(results: dict[str, Any]) -> list[str]:
+    """Why cells were skipped, then thread scaling, memory and compile times."""
+    lines = ["", "skipped cells:"]
+    for r in results["cases"]:
+        for column, reason in r["skipped"].items():
+            if reason != NOT_APPLICABLE:
+                lines.append(f"  {r['name']} / {LABELS[column]}: {reason}")
+    lines.append(f"  '-' elsewhere: {NOT_APPLICABLE} (the library has no such op or layout)")
+    return lines + ["", *report_extras(results)]
+
+
+def report(results: dict[str, Any]) -> str:
+    """The whole human-readable report."""
+    rows = [table_row(r) for r in results["cases"]]
+    return "\n".join(report_head(results) + rows + report_tail(results))
+
+
+def report_extras(results: dict[str, Any]) -> list[str]:
+    """Thread scaling, memory and compile time, as text."""
+    lines = []
+    threads = results.get("threads")
+    if threads:
+        if "skipped" in threads:
+            lines.append(f"threads: {threads['name']}: skipped ({threads['skipped']})")
+        else:
+            lines.append(f"threads: {threads['name']}: {threads['ms_1_thread']:.3f} ms with 1, "
+                         f"{threads['ms_2_threads']:.3f} ms with 2 -> 1 thread / 2 threads = "
+                         f"{threads['ratio']:.2f}")
+    memory = results.get("memory")
+    if memory:
+        lines.append(f"memory, {memory['case']}: {memory['measured']}")
+        for column in ("poolnd", "torch"):
+            lines.append(f"  {column:7} {_memory_text(memory[column])}")
+    compile_times = results.get("compile")
+    if compile_times:
+        lines.append("first call in a fresh process, seconds (numba compiles, or loads its cache):")
+        for kind in ("cold", "warm"):
+            label = f"{kind} ({compile_times['warm_cache']})" if kind == "warm" else kind
+            lines.append(f"  {label}: {_times_text(compile_times[kind])}")
+    return lines
+
+
+def _memory_text(entry: dict[str, Any]) -> str:
+    if "skipped" in entry or "error" in entry:
+        return entry.get("skipped") or f"error: {entry['error']}"
+    rss = entry.get("rss_peak_mib")
+    text = f"peak RSS +{rss:.1f} MiB" if rss is not None else f"RSS n/a ({entry['rss_error']})"
+    if "tracemalloc_peak_mib" in entry:
+        text += f", tracemalloc peak {entry['tracemalloc_peak_mib']:.1f} MiB"
+    return f"{text} (input {entry['input_mib']:.1f} MiB)"
+
+
+def _times_text(entry: dict[str, Any]) -> str:
+    if "skipped" in entry or "error" in entry:
+        return entry.get("skipped") or f"error: {entry['error']}"
+    return ", ".join(f"{name} {seconds:.2f}" for name, seconds in entry.items())
+
+
+def plot(results: dict[str, Any], path: str) -> None:
+    """A bar chart of how many times faster poolnd is than each library, per case."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["cases"]
+    columns = [c for c in COLUMNS[1:-1] if any(r["ratios"][c] for r in rows)]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) * max(len(columns), 1) ** 0.5 + 1.5))
+    height = 0.8 / max(len(columns), 1)
+    for i, column in enumerate(columns):
+        values = [r["ratios"][column] or 0.0 for r in rows]
+        positions = [k + i * height for k in range(len(rows))]
+        ax.barh(positions, values, height, label=f"vs {LABELS[column]}")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks([k + 0.4 - height / 2 for k in range(len(rows))])
+    ax.set_yticklabels([r["name"] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("times faster than poolnd's competitor (median ms / poolnd median ms)")
+    ax.set_title(f"poolnd speed-ups, {results['machine']['cores']} cores")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _matplotlib_missing() -> bool:
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError:
+        return True
+    return False
+
+
+def run(case_list: Sequence[Case], repeat: int, libraries: dict[str, Any], *, quick: bool = False,
+        budget_s: float = 5.0, extras: bool = True,
+        on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Every case, then (with ``extras``) thread scaling, memory and compile times."""
+    results: dict[str, Any] = {"machine": machine(libraries), "repeat": repeat, "quick": quick,
+                               "cases": []}
+    for case in case_list:
+        row = run_case(case, repeat, libraries, budget_s)
+        results["cases"].append(row)
+        if on_row is not None:
+            on_row(row)
+    if extras:
+        batch_one = next((c for c in case_list if c.name == BATCH_ONE), None)
+        if batch_one is not None:
+            results["threads"] = thread_scaling(batch_one, repeat, budget_s)
+        results["memory"] = measure_memory(quick, libraries)
+        results["compile"] = measure_compile(quick)
+    return results
+
+
+def main(quick: bool = False, as_json: bool = False, plot_path: str | None = None,
+         repeat: int | None = None, threads: int | None = None) -> int:
+    """``poolnd bench``: print the report (or JSON); returns the exit status."""
+    if plot_path is not None and _matplotlib_missing():
+        print("poolnd bench --plot needs matplotlib: pip install 'poolnd[bench]'", file=sys.stderr)
+        return 2
+    if threads is not None:
+        if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+            print(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
+                  f"(numba's thread pool), got {threads}", file=sys.stderr)
+            return 2
+        numba.set_num_threads(threads)
+    libraries = load_libraries()
+    if libraries["torch"] is not None:
+        libraries["torch"].set_num_threads(numba.get_num_threads())  # the same threads for both
+    repeat = repeat if repeat is not None else (3 if quick else 15)
+    budget = 0.3 if quick else 5.0
+    started = time.perf_counter()
+
+    def stream(row: dict[str, Any]) -> None:
+        print(table_row(row), flush=True)  # rows as they come: a full run takes minutes
+    if not as_json:
+        head = {"machine": machine(libraries), "repeat": repeat}
+        print("\n".join(report_head(head)), flush=True)
+    results = run(cases(quick), repeat, libraries, quick=quick, budget_s=budget,
+                  on_row=None if as_json else stream)
+    results["seconds"] = time.perf_counter() - started
+    if as_json:
+        print(json.dumps(results, indent=1))
+    else:
+        print("\n".join(report_tail(results)))
+        print(f"\nbench took {results['seconds']:.1f} s")
+    if plot_path is not None:
+        plot(results, plot_path)
+        if not as_json:
+            print(f"plot written to {plot_path}")
+    return 0

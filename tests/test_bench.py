@@ -1,0 +1,175 @@
+"""The benchmark machinery (``poolnd bench``) on tiny cases: structure, not speed."""
+
+import json
+import statistics
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import poolnd
+from poolnd import bench, cli
+
+TINY = (2, 3, 12, 12)
+
+
+def _libraries(**missing):
+    libraries = bench.load_libraries()
+    libraries.update(missing)
+    return libraries
+
+
+class FakeClock:
+    """A clock that moves only when a runner says how long it took."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def runner(self, seconds):
+        def make(lib, data):
+            durations = iter(seconds * 10)
+
+            def run():
+                self.now += next(durations)
+            return run
+        return make
+
+
+def test_speedups_are_the_ratios_of_the_medians():
+    pytest.importorskip("torch")
+    clock = FakeClock()
+    case = bench.Case("fake", TINY, "float32", poolnd=clock.runner([0.002, 0.004, 0.003]),
+                      torch=clock.runner([0.009, 0.012, 0.006]))
+    result = bench.run_case(case, 3, _libraries(mygrad=None), clock=clock)
+    assert result["samples_ms"]["poolnd"] == pytest.approx([4.0, 3.0, 2.0])  # one untimed call
+    assert result["ms"]["poolnd"] == pytest.approx(3.0)
+    assert result["ms"]["torch"] == pytest.approx(9.0)
+    assert result["ratios"]["torch"] == pytest.approx(3.0)
+
+
+def test_each_median_and_ratio_comes_from_the_samples():
+    case = bench.max2d_case("tiny k2", TINY, 2, 2)
+    result = bench.run_case(case, 3, _libraries(), budget_s=1.0)
+    ms = result["ms"]
+    for column, taken in result["samples_ms"].items():
+        assert 1 <= len(taken) <= 3
+        assert ms[column] == pytest.approx(statistics.median(taken))
+    for column in ("torch", "torch_cl", "mygrad", "numpy"):
+        if ms[column] is not None:
+            assert result["ratios"][column] == pytest.approx(ms[column] / ms["poolnd"])
+    assert result["ratios"]["floor"] == pytest.approx(ms["poolnd"] / ms["floor"])
+
+
+def test_missing_optional_libraries_are_skipped_cells_not_errors():
+    case = bench.max2d_case("tiny k2", TINY, 2, 2)
+    result = bench.run_case(case, 3, _libraries(torch=None, mygrad=None))
+    for column in ("torch", "torch_cl", "mygrad"):
+        assert result["ms"][column] is None
+        assert result["ratios"][column] is None
+        assert result["skipped"][column].startswith("not installed")
+    assert "poolnd[bench]" in result["skipped"]["torch"]
+    assert result["ms"]["poolnd"] > 0 and result["ms"]["numpy"] > 0
+    text = bench.report({"machine": bench.machine(_libraries(torch=None, mygrad=None)),
+                         "repeat": 3, "cases": [result]})
+    assert "tiny k2" in text and "not installed" in text
+
+
+def test_a_baseline_that_raises_is_a_skipped_cell():
+    def broken(lib, x):
+        raise ValueError("no such geometry")
+    case = bench.Case("broken numpy", TINY, "float32",
+                      poolnd=lambda lib, x: lambda: lib.max_pool2d(x, 2), numpy=broken)
+    result = bench.run_case(case, 3, _libraries())
+    assert result["skipped"]["numpy"] == "error: ValueError: no such geometry"
+    assert result["skipped"]["torch"] == bench.NOT_APPLICABLE
+    assert result["ms"]["numpy"] is None
+
+
+def test_results_are_json_with_every_column():
+    case_list = [bench.max2d_case("tiny k3 s2 p1", TINY, 3, 2, 1),
+                 bench.max2d_case("tiny uint8", TINY, 2, 2, dtype="uint8")]
+    results = bench.run(case_list, 3, _libraries(), budget_s=1.0, extras=False)
+    again = json.loads(json.dumps(results))
+    assert set(again) >= {"machine", "repeat", "cases"}
+    assert [r["name"] for r in again["cases"]] == ["tiny k3 s2 p1", "tiny uint8"]
+    for row in again["cases"]:
+        assert set(row["ms"]) == set(bench.COLUMNS)
+        assert set(row["ratios"]) == set(bench.COLUMNS[1:])
+        assert set(row["skipped"]) | set(row["samples_ms"]) == set(bench.COLUMNS)
+    assert again["cases"][0]["skipped"]["mygrad"] == bench.NOT_APPLICABLE  # padding
+    lines = bench.report(results).splitlines()
+    assert any(line.startswith("tiny uint8") for line in lines)
+
+
+@pytest.mark.parametrize("name", ["k2", "k3 s2 p1", "nhwc", "3d", "1d", "avg"])
+def test_numpy_baselines_compute_what_poolnd_computes(name):
+    x = bench.make_input((2, 3, 8, 8, 8), "float32")
+    made = {
+        "k2": (bench._numpy_max(2, 2), lambda a: poolnd.max_pool2d(a, 2)),
+        "k3 s2 p1": (bench._numpy_max(3, 2, 1), lambda a: poolnd.max_pool2d(a, 3, 2, 1)),
+        "nhwc": (bench._numpy_max(3, 2, 1, axes=(1, 2)),
+                 lambda a: poolnd.max_pool(a, (3, 3), 2, 1, axes=(1, 2))),
+        "3d": (bench._numpy_max(2, 2, axes=(-3, -2, -1)), lambda a: poolnd.max_pool3d(a, 2)),
+        "1d": (bench._numpy_max(4, 4, axes=(-1,)), lambda a: poolnd.max_pool1d(a, 4)),
+        "avg": (bench._numpy_avg(3, 2, 1), lambda a: poolnd.avg_pool2d(a, 3, 2, 1)),
+    }
+    baseline, ours = made[name]
+    np.testing.assert_allclose(baseline(np, x)(), ours(x), rtol=1e-6, atol=1e-6)
+
+
+def test_registry_names_are_unique_and_quick_inputs_are_smaller():
+    full, quick = bench.cases(), bench.cases(quick=True)
+    assert len({c.name for c in full}) == len(full)
+    assert [c.name for c in full] == [c.name for c in quick]
+    assert {bench.BATCH_ONE, bench.MEMORY_CASE} <= {c.name for c in full}
+    for big, small in zip(full, quick):
+        assert np.prod(small.shape) <= np.prod(big.shape)
+
+
+def test_thread_scaling_compares_one_thread_with_two():
+    result = bench.thread_scaling(bench.max2d_case("tiny", TINY, 3, 2, 1), 3)
+    if "skipped" in result:
+        pytest.skip(result["skipped"])
+    assert result["ratio"] == pytest.approx(result["ms_1_thread"] / result["ms_2_threads"])
+
+
+def test_memory_probe_reports_poolnd_and_skips_a_missing_torch():
+    result = bench.measure_memory(True, _libraries(torch=None))
+    assert result["torch"]["skipped"].startswith("not installed")
+    assert "error" not in result["poolnd"], result["poolnd"]
+    assert result["poolnd"]["tracemalloc_peak_mib"] > 0
+    assert "MiB" in "\n".join(bench.report_extras({"memory": result}))
+
+
+def test_bench_and_tour_do_not_load_torch_or_matplotlib_until_asked():
+    code = ("import sys, poolnd, poolnd.cli, poolnd.bench, contextlib, io\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    poolnd.cli.main(['tour'])\n"
+            "print(sorted({'torch', 'matplotlib', 'mygrad'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_plot_without_matplotlib_names_the_extra(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    assert cli.main(["bench", "--plot", str(tmp_path / "speed.png")]) == 2
+    assert "pip install 'poolnd[bench]'" in capsys.readouterr().err
+    assert not (tmp_path / "speed.png").exists()
+
+
+def test_bad_thread_count_is_refused_before_any_work(capsys):
+    assert cli.main(["bench", "--threads", "0"]) == 2
+    assert "--threads" in capsys.readouterr().err
+
+
+def test_plot_draws_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    case_list = [bench.max2d_case("tiny k2", TINY, 2, 2)]
+    results = bench.run(case_list, 3, _libraries(), budget_s=1.0, extras=False)
+    bench.plot(results, str(tmp_path / "speed.png"))
+    assert (tmp_path / "speed.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
