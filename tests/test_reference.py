@@ -359,12 +359,17 @@ def test_channels_last_indices_are_flat_within_pooled_axes(case, seed):
     # for NHWC the index is h*W + w, whatever the batch and channel position
     width = shape[g["axes"][1]]
     assert np.all((idx >= 0) & (idx < shape[g["axes"][0]] * width))
+    _check_backwards_and_average(x, idx, g, seed)
+
+
+def _check_backwards_and_average(x, idx, g, seed):
+    """Max backward from ``idx``, average forward and backward, all against the reference."""
     grad = _integer_grad(seed, idx.shape, np.float64)
-    assert_same(poolnd.max_pool_backward(grad, idx, shape, **g),
-                ref_max_pool_backward(grad, idx, shape, **g))
+    assert_same(poolnd.max_pool_backward(grad, idx, x.shape, **g),
+                ref_max_pool_backward(grad, idx, x.shape, **g))
     assert_close(poolnd.avg_pool(x, **g), ref_avg_pool(x, **g))
-    assert_close(poolnd.avg_pool_backward(grad, shape, **g),
-                 ref_avg_pool_backward(grad, shape, **g))
+    assert_close(poolnd.avg_pool_backward(grad, x.shape, **g),
+                 ref_avg_pool_backward(grad, x.shape, **g))
 
 
 @settings(max_examples=60, **SETTINGS)
@@ -375,12 +380,7 @@ def test_arbitrary_axes_match_reference(case, seed):
     shape, g = case
     x = _values(seed, shape, np.float64, nan=True)
     _, idx = check_max_pool(x, g)
-    grad = _integer_grad(seed, idx.shape, np.float64)
-    assert_same(poolnd.max_pool_backward(grad, idx, shape, **g),
-                ref_max_pool_backward(grad, idx, shape, **g))
-    assert_close(poolnd.avg_pool(x, **g), ref_avg_pool(x, **g))
-    assert_close(poolnd.avg_pool_backward(grad, shape, **g),
-                 ref_avg_pool_backward(grad, shape, **g))
+    _check_backwards_and_average(x, idx, g, seed)
 
 
 def test_non_consecutive_axes_zero_and_two():

@@ -576,30 +576,12 @@ def test_channels_last_avg_pool_equals_torch_on_transpose(n, data, options):
     want, want_grad = torch_avg(
         channels_first(x, n), geo, count_include_pad, divisor_override, grad_cf
     )
-    got = poolnd.avg_pool(
-        x,
-        geo.kernel,
-        geo.arg("stride"),
-        geo.arg("padding"),
-        1,
-        geo.ceil_mode,
-        count_include_pad,
-        divisor_override,
-        axes=axes,
-    )
+    # the forward's arguments after x, which the backward takes after the input's shape
+    arguments = (geo.kernel, geo.arg("stride"), geo.arg("padding"), 1, geo.ceil_mode,
+                 count_include_pad, divisor_override)
+    got = poolnd.avg_pool(x, *arguments, axes=axes)
     assert_close(got, channels_last(want, n))
-    got_grad = poolnd.avg_pool_backward(
-        channels_last(grad_cf, n),
-        x.shape,
-        geo.kernel,
-        geo.arg("stride"),
-        geo.arg("padding"),
-        1,
-        geo.ceil_mode,
-        count_include_pad,
-        divisor_override,
-        axes=axes,
-    )
+    got_grad = poolnd.avg_pool_backward(channels_last(grad_cf, n), x.shape, *arguments, axes=axes)
     assert_close(got_grad, channels_last(want_grad, n))
 
 

@@ -539,6 +539,7 @@ def machine(libraries: dict[str, Any]) -> dict[str, Any]:
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "mygrad": mygrad.__version__ if mygrad is not None else None,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }
 
 
@@ -574,7 +575,7 @@ def report_head(results: dict[str, Any]) -> list[str]:
         f"numpy {m['numpy']}, numba {m['numba']} ({m['numba_threads']} threads), "
         f"torch {m['torch'] or 'not installed'}"
         + (f" ({m['torch_threads']} threads)" if m["torch"] else "")
-        + f", mygrad {m['mygrad'] or 'not installed'}",
+        + f", mygrad {m['mygrad'] or 'not installed'}; OMP_WAIT_POLICY={m['omp_wait_policy']}",
         "torch = NCHW-contiguous tensor, torch-CL = channels_last memory format; "
         "floor = one parallel read of the input (numba prange sum)",
         "",
@@ -660,9 +661,9 @@ def plot(results: dict[str, Any], path: str) -> None:
     ax.set_yticks([k + 0.4 - height / 2 for k in range(len(rows))])
     ax.set_yticklabels([r["name"] for r in rows])
     ax.invert_yaxis()
-    ax.set_xlabel("times faster than poolnd's competitor (median ms / poolnd median ms)")
+    ax.set_xlabel("how many times faster poolnd is (their median ms / poolnd's median ms)")
     ax.set_title(f"poolnd speed-ups, {results['machine']['cores']} cores")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -699,6 +700,9 @@ def run(case_list: Sequence[Case], repeat: int, libraries: dict[str, Any], *, qu
 def main(quick: bool = False, as_json: bool = False, plot_path: str | None = None,
          repeat: int | None = None, threads: int | None = None) -> int:
     """``poolnd bench``: print the report (or JSON); returns the exit status."""
+    # numba's and torch's OpenMP pools otherwise spin on the cores after each call,
+    # and whichever library runs next in an interleaved round waits for them
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if plot_path is not None and _matplotlib_missing():
         print("poolnd bench --plot needs matplotlib: pip install 'poolnd[bench]'", file=sys.stderr)
         return 2

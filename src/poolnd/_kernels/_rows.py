@@ -22,10 +22,10 @@ rows, or planes for the backwards); ``poolnd._parallel`` spreads the ranges
 over threads.
 """
 
-import warnings
+from functools import cache
 
-from numba import njit
-from numba.core.errors import NumbaExperimentalFeatureWarning
+from numba import njit, types
+from numba.extending import overload
 
 from ._windows import inside_outputs, taps_in_input
 
@@ -78,12 +78,7 @@ def _fold_output(x_row, out_row, pos_row, first, ow, tw_lo, tw_hi, origin, C, sw
 # (C, kw, sw, dw) of the windows that get a loop with literal sizes
 LITERAL_SHAPES = ((1, 2, 2, 1), (1, 3, 2, 1))
 
-# Kernels pick their row loops out of a tuple of compiled functions; numba
-# calls that a first-class function type and warns that it is experimental.
-warnings.filterwarnings("ignore", message="First-class function type feature is experimental",
-                        category=NumbaExperimentalFeatureWarning)
-
-
+@cache
 def _make_fold_inside(first, with_positions, reduction, shape):
     """The loop that folds one input row into the windows wholly inside it.
 
@@ -108,23 +103,57 @@ def _make_fold_inside(first, with_positions, reduction, shape):
     return fold_inside
 
 
-def make_row_loops(with_positions, reduction):
-    """The row loops of one kernel: first row then later rows, each shape of
-    :data:`LITERAL_SHAPES` then any shape."""
-    return tuple(
-        _make_fold_inside(first, with_positions, reduction, shape)
-        for first in (True, False)
-        for shape in (*LITERAL_SHAPES, None)
-    )
+def _row_loop(with_positions, reduction, first, shape, *args):
+    """Run the row loop compiled for these literal choices (see the overload below)."""
 
 
-@njit(nogil=True, cache=True)
+@overload(_row_loop, prefer_literal=True)
+def _row_loop_typed(with_positions, reduction, first, shape, *args):
+    choices = (with_positions, reduction, first, shape)
+    if not all(isinstance(c, types.Literal) for c in choices):
+        return None
+    with_positions, reduction, first, shape = (c.literal_value for c in choices)
+    loop = _make_fold_inside(first, with_positions, reduction,
+                             LITERAL_SHAPES[shape] if shape < len(LITERAL_SHAPES) else None)
+
+    def run(with_positions, reduction, first, shape, *args):
+        loop(*args)
+
+    return run
+
+
+@njit(inline="always")
+def _fold_inside(with_positions, reduction, first, literal, x_row, out_row, pos_row, ow_lo,
+                 ow_hi, pw, C, kw, sw, dw, code, code_ow, code_tap):
+    """Fold one input row into its inside windows with the loop compiled for this case."""
+    a = (x_row, out_row, pos_row, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow, code_tap)
+    # every choice must reach _row_loop as a literal, hence one call per case
+    if first and literal == 0:
+        _row_loop(with_positions, reduction, True, 0, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
+                  a[7], a[8], a[9], a[10], a[11], a[12])
+    elif first and literal == 1:
+        _row_loop(with_positions, reduction, True, 1, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
+                  a[7], a[8], a[9], a[10], a[11], a[12])
+    elif first:
+        _row_loop(with_positions, reduction, True, 2, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
+                  a[7], a[8], a[9], a[10], a[11], a[12])
+    elif literal == 0:
+        _row_loop(with_positions, reduction, False, 0, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
+                  a[7], a[8], a[9], a[10], a[11], a[12])
+    elif literal == 1:
+        _row_loop(with_positions, reduction, False, 1, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
+                  a[7], a[8], a[9], a[10], a[11], a[12])
+    else:
+        _row_loop(with_positions, reduction, False, 2, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
+                  a[7], a[8], a[9], a[10], a[11], a[12])
+
+
+@njit(inline="always")
 def _fold_edges(x_row, out_row, pos_row, first, ow_lo, ow_hi, W, OW, C, kw, sw, dw, pw, code,
                 code_ow, code_tap, with_positions, reduction):
     """Fold one input row into the windows that overhang its ends (few, so not specialised)."""
-    for ow in range(OW):
-        if ow_lo <= ow < ow_hi:
-            continue
+    for i in range(ow_lo + OW - ow_hi):
+        ow = i if i < ow_lo else ow_hi + i - ow_lo  # the left edge, then the right
         _, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
         _fold_output(x_row, out_row, pos_row, first, ow, tw_lo, tw_hi, -pw, C, sw, dw, code,
                      code_ow, code_tap, with_positions, reduction)
@@ -140,7 +169,7 @@ def _codes(flat_index, i_d, i_h, H, W, pw, td, th, kh, kw, sw, dw):
 
 @njit(inline="always")
 def pool_rows(x, out, position, C, flat_index, kernel, stride, dilation, pad, divisors, job_lo,
-              job_hi, row_loops, with_positions, reduction):
+              job_hi, with_positions, reduction):
     """Reduce the windows of output rows ``job_lo..job_hi-1`` of ``x`` into ``out``.
 
     Job ``j`` is output row ``(b, od, oh)`` in row-major order. ``position``
@@ -172,20 +201,8 @@ def pool_rows(x, out, position, C, flat_index, kernel, stride, dilation, pad, di
                                                  sw, dw)
                 x_row = x[b, i_d, i_h]
                 first = td == td_lo and th == th_lo
-                args = (x_row, out_row, pos_row, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow,
-                        code_tap)
-                if first and literal == 0:
-                    row_loops[0](*args)
-                elif first and literal == 1:
-                    row_loops[1](*args)
-                elif first:
-                    row_loops[2](*args)
-                elif literal == 0:
-                    row_loops[3](*args)
-                elif literal == 1:
-                    row_loops[4](*args)
-                else:
-                    row_loops[5](*args)
+                _fold_inside(with_positions, reduction, first, literal, x_row, out_row, pos_row,
+                             ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow, code_tap)
                 if ow_lo > 0 or ow_hi < OW:
                     _fold_edges(x_row, out_row, pos_row, first, ow_lo, ow_hi, W, OW, C, kw, sw,
                                 dw, pw, code, code_ow, code_tap, with_positions, reduction)

@@ -7,16 +7,14 @@ factors from PyTorch's rule, so the kernels only sum and divide.
 
 from numba import njit
 
-from ._rows import SUM, make_row_loops, pool_rows
+from ._rows import SUM, pool_rows
 from ._windows import taps_in_input
-
-_SUMS = make_row_loops(False, SUM)
 
 
 @njit(nogil=True, cache=True)
 def avg_pool_forward(x, out, C, kernel, stride, dilation, pad, divisors, job_lo, job_hi):
     pool_rows(x, out, out, C, False, kernel, stride, dilation, pad, divisors, job_lo, job_hi,
-              _SUMS, False, SUM)
+              False, SUM)
 
 
 @njit(nogil=True, cache=True)

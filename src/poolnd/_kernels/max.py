@@ -11,39 +11,35 @@ report. Every kernel takes the range of jobs it does, last.
 import numpy as np
 from numba import njit
 
-from ._rows import MAX, MAX_OMIT_NAN, make_row_loops, pool_rows
+from ._rows import MAX, MAX_OMIT_NAN, pool_rows
 
 _NO_DIVISORS = (np.ones(1), np.ones(1), np.ones(1))
-_VALUES = make_row_loops(False, MAX)
-_VALUES_OMIT_NAN = make_row_loops(False, MAX_OMIT_NAN)
-_POSITIONS = make_row_loops(True, MAX)
-_POSITIONS_OMIT_NAN = make_row_loops(True, MAX_OMIT_NAN)
 
 
 @njit(nogil=True, cache=True)
 def max_pool_values(x, out, C, kernel, stride, dilation, pad, job_lo, job_hi):
     pool_rows(x, out, out, C, False, kernel, stride, dilation, pad, _NO_DIVISORS, job_lo, job_hi,
-              _VALUES, False, MAX)
+              False, MAX)
 
 
 @njit(nogil=True, cache=True)
 def max_pool_values_omit_nan(x, out, C, kernel, stride, dilation, pad, job_lo, job_hi):
     pool_rows(x, out, out, C, False, kernel, stride, dilation, pad, _NO_DIVISORS, job_lo, job_hi,
-              _VALUES_OMIT_NAN, False, MAX_OMIT_NAN)
+              False, MAX_OMIT_NAN)
 
 
 @njit(nogil=True, cache=True)
 def max_pool_positions(x, out, position, C, flat_index, kernel, stride, dilation, pad, job_lo,
                        job_hi):
     pool_rows(x, out, position, C, flat_index, kernel, stride, dilation, pad, _NO_DIVISORS,
-              job_lo, job_hi, _POSITIONS, True, MAX)
+              job_lo, job_hi, True, MAX)
 
 
 @njit(nogil=True, cache=True)
 def max_pool_positions_omit_nan(x, out, position, C, flat_index, kernel, stride, dilation, pad,
                                 job_lo, job_hi):
     pool_rows(x, out, position, C, flat_index, kernel, stride, dilation, pad, _NO_DIVISORS,
-              job_lo, job_hi, _POSITIONS_OMIT_NAN, True, MAX_OMIT_NAN)
+              job_lo, job_hi, True, MAX_OMIT_NAN)
 
 
 @njit(nogil=True, cache=True)
