@@ -9,7 +9,6 @@ contract. Only meant for small arrays.
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 
@@ -265,7 +264,3 @@ def ref_avg_pool_backward(grad, input_shape, kernel_size, stride=None, padding=0
                     gx[b + pos] += share
     return _from_back(gx, ax).astype(_grad_dtype(grad))
 
-
-def window_count(kernel_size):
-    """Taps in one window (used to size the layer's stored positions)."""
-    return math.prod(kernel_size)
