@@ -363,22 +363,22 @@ def run_case(case: Case, repeat: int, libraries: dict[str, Any], budget_s: float
 
 
 def thread_scaling(case: Case, repeat: int, budget_s: float = 5.0) -> dict[str, Any]:
-    """poolnd's time on ``case`` with one numba thread and with two, interleaved."""
+    """poolnd's time on ``case`` with one thread and with two, interleaved."""
     if numba.config.NUMBA_NUM_THREADS < 2:
         return {"name": case.name, "skipped": "fewer than 2 cores"}
-    before = numba.get_num_threads()
+    before = poolnd.get_num_threads()
     run = case.poolnd(poolnd, make_input(case.shape, case.dtype))
 
     def with_threads(n: int) -> Runner:
         def timed() -> None:
-            numba.set_num_threads(n)
+            poolnd.set_num_threads(n)
             run()
         return timed
     try:
         # the thread count is set inside the timed call; it costs well under a microsecond
         samples = interleave({"1": with_threads(1), "2": with_threads(2)}, repeat, budget_s)
     finally:
-        numba.set_num_threads(before)
+        poolnd.set_num_threads(before)
     one, two = (1e3 * statistics.median(samples[k]) for k in ("1", "2"))
     return {"name": case.name, "ms_1_thread": one, "ms_2_threads": two, "ratio": one / two}
 
@@ -536,6 +536,7 @@ def machine(libraries: dict[str, Any]) -> dict[str, Any]:
         "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
         "poolnd": poolnd.__version__, "numpy": np.__version__, "numba": numba.__version__,
         "numba_threads": numba.get_num_threads(),
+        "poolnd_threads": poolnd.get_num_threads(),
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "mygrad": mygrad.__version__ if mygrad is not None else None,
@@ -571,7 +572,8 @@ def report_head(results: dict[str, Any]) -> list[str]:
     """The machine, the columns' meaning and the table's header."""
     m = results["machine"]
     return [
-        f"{m['cpu']}, {m['cores']} cores; python {m['python']}, poolnd {m['poolnd']}, "
+        f"{m['cpu']}, {m['cores']} cores; python {m['python']}, poolnd {m['poolnd']} "
+        f"({m.get('poolnd_threads', '?')} threads), "
         f"numpy {m['numpy']}, numba {m['numba']} ({m['numba_threads']} threads), "
         f"torch {m['torch'] or 'not installed'}"
         + (f" ({m['torch_threads']} threads)" if m["torch"] else "")
@@ -711,7 +713,8 @@ def main(quick: bool = False, as_json: bool = False, plot_path: str | None = Non
             print(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
                   f"(numba's thread pool), got {threads}", file=sys.stderr)
             return 2
-        numba.set_num_threads(threads)
+        numba.set_num_threads(threads)  # the floor probe's threads
+        poolnd.set_num_threads(threads)
     libraries = load_libraries()
     if libraries["torch"] is not None:
         libraries["torch"].set_num_threads(numba.get_num_threads())  # the same threads for both
