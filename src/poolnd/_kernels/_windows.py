@@ -12,8 +12,10 @@ from numba import njit
 def taps_in_input(o, length, k, s, d, pad):
     """Window ``o``'s first position and the taps ``lo..hi-1`` that land in the input."""
     start = o * s - pad
-    lo = 0 if start >= 0 else (d - 1 - start) // d
     last = start + (k - 1) * d
+    if d == 1:  # no division in the common case
+        return start, max(0, -start), min(k, length - start)
+    lo = 0 if start >= 0 else (d - 1 - start) // d
     hi = k if last < length else (length - 1 - start) // d + 1
     return start, lo, hi
 
