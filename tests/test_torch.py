@@ -52,6 +52,11 @@ class Geometry:
     ceil_mode: bool
     compact: bool  # pass int arguments where every axis agrees
 
+    def max_arguments(self):
+        """kernel_size, stride, padding, dilation, ceil_mode: max pooling's positional order."""
+        return (self.kernel, self.arg("stride"), self.arg("padding"), self.arg("dilation"),
+                self.ceil_mode)
+
     @property
     def n(self):
         return len(self.kernel)
@@ -318,16 +323,7 @@ def test_max_pool_backward_equals_torch_autograd(n, data):
     geo, x = data.draw(cases(n))
     grad = small_ints_like(data.draw, x.shape[:-n] + geo.out_spatial, x.dtype)
     _, idx, want = torch_max(x, geo, grad)
-    got = poolnd.max_pool_backward(
-        grad,
-        idx,
-        x.shape,
-        geo.kernel,
-        geo.arg("stride"),
-        geo.arg("padding"),
-        geo.arg("dilation"),
-        geo.ceil_mode,
-    )
+    got = poolnd.max_pool_backward(grad, idx, x.shape, *geo.max_arguments())
     # Exact: the gradients are small integers, so every scatter-add sum is exact in any order.
     assert_identical(got, want)
 
@@ -553,17 +549,8 @@ def test_channels_last_max_pool_equals_torch_on_transpose(n, data):
     )
     assert_identical(got, channels_last(want, n))
     assert_identical(got_idx, channels_last(want_idx, n))
-    got_grad = poolnd.max_pool_backward(
-        channels_last(grad_cf, n),
-        got_idx,
-        x.shape,
-        geo.kernel,
-        geo.arg("stride"),
-        geo.arg("padding"),
-        geo.arg("dilation"),
-        geo.ceil_mode,
-        axes=axes,
-    )
+    got_grad = poolnd.max_pool_backward(channels_last(grad_cf, n), got_idx, x.shape,
+                                        *geo.max_arguments(), axes=axes)
     assert_identical(got_grad, channels_last(want_grad, n))
 
 
