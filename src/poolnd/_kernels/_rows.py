@@ -80,17 +80,19 @@ LITERAL_SHAPES = ((1, 2, 2, 1), (1, 3, 2, 1))
 
 @cache
 def _make_fold_inside(first, with_positions, reduction, shape):
-    """The loop that folds one input row into the windows wholly inside it.
+    """The loop that folds one input row into every window of one output row.
 
-    The views start at the first such window, so that no index can be
-    negative. ``shape`` fixes ``(C, kw, sw, dw)`` as literals, or is None.
+    The windows wholly inside the row come first, through views that start at
+    the first of them, so that no index can be negative and the loop
+    vectorises; then the few that overhang the row's ends. ``shape`` fixes
+    ``(C, kw, sw, dw)`` as literals, or is None.
     """
     literal = shape is not None
     C_, kw_, sw_, dw_ = shape if literal else (1, 1, 1, 1)
 
     @njit(nogil=True)
     def fold_inside(x_row, out_row, pos_row, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow,
-                    code_tap):
+                    code_tap, W, OW):
         if literal:
             C, kw, sw, dw = C_, kw_, sw_, dw_
         x_in = x_row[(ow_lo * sw - pw) * C:]
@@ -99,6 +101,11 @@ def _make_fold_inside(first, with_positions, reduction, shape):
         for j in range(ow_hi - ow_lo):
             _fold_output(x_in, out_in, pos_in, first, j, 0, kw, 0, C, sw, dw, code_in, code_ow,
                          code_tap, with_positions, reduction)
+        for i in range(ow_lo + OW - ow_hi):
+            ow = i if i < ow_lo else ow_hi + i - ow_lo  # the left edge, then the right
+            _, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
+            _fold_output(x_row, out_row, pos_row, first, ow, tw_lo, tw_hi, -pw, C, sw, dw, code,
+                         code_ow, code_tap, with_positions, reduction)
 
     return fold_inside
 
@@ -124,39 +131,28 @@ def _row_loop_typed(with_positions, reduction, first, shape, *args):
 
 @njit(inline="always")
 def _fold_inside(with_positions, reduction, first, literal, x_row, out_row, pos_row, ow_lo,
-                 ow_hi, pw, C, kw, sw, dw, code, code_ow, code_tap):
+                 ow_hi, pw, C, kw, sw, dw, code, code_ow, code_tap, W, OW):
     """Fold one input row into its inside windows with the loop compiled for this case."""
-    a = (x_row, out_row, pos_row, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow, code_tap)
+    a = (x_row, out_row, pos_row, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow, code_tap, W, OW)
     # every choice must reach _row_loop as a literal, hence one call per case
     if first and literal == 0:
         _row_loop(with_positions, reduction, True, 0, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                  a[7], a[8], a[9], a[10], a[11], a[12])
+                  a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14])
     elif first and literal == 1:
         _row_loop(with_positions, reduction, True, 1, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                  a[7], a[8], a[9], a[10], a[11], a[12])
+                  a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14])
     elif first:
         _row_loop(with_positions, reduction, True, 2, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                  a[7], a[8], a[9], a[10], a[11], a[12])
+                  a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14])
     elif literal == 0:
         _row_loop(with_positions, reduction, False, 0, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                  a[7], a[8], a[9], a[10], a[11], a[12])
+                  a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14])
     elif literal == 1:
         _row_loop(with_positions, reduction, False, 1, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                  a[7], a[8], a[9], a[10], a[11], a[12])
+                  a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14])
     else:
         _row_loop(with_positions, reduction, False, 2, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                  a[7], a[8], a[9], a[10], a[11], a[12])
-
-
-@njit(inline="always")
-def _fold_edges(x_row, out_row, pos_row, first, ow_lo, ow_hi, W, OW, C, kw, sw, dw, pw, code,
-                code_ow, code_tap, with_positions, reduction):
-    """Fold one input row into the windows that overhang its ends (few, so not specialised)."""
-    for i in range(ow_lo + OW - ow_hi):
-        ow = i if i < ow_lo else ow_hi + i - ow_lo  # the left edge, then the right
-        _, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
-        _fold_output(x_row, out_row, pos_row, first, ow, tw_lo, tw_hi, -pw, C, sw, dw, code,
-                     code_ow, code_tap, with_positions, reduction)
+                  a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14])
 
 
 @njit(inline="always")
@@ -202,10 +198,7 @@ def pool_rows(x, out, position, C, flat_index, kernel, stride, dilation, pad, di
                 x_row = x[b, i_d, i_h]
                 first = td == td_lo and th == th_lo
                 _fold_inside(with_positions, reduction, first, literal, x_row, out_row, pos_row,
-                             ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow, code_tap)
-                if ow_lo > 0 or ow_hi < OW:
-                    _fold_edges(x_row, out_row, pos_row, first, ow_lo, ow_hi, W, OW, C, kw, sw,
-                                dw, pw, code, code_ow, code_tap, with_positions, reduction)
+                             ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow, code_tap, W, OW)
         if reduction == SUM:
             scale = divisors[0][od] * divisors[1][oh]
             for ow in range(OW):
