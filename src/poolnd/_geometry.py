@@ -62,11 +62,6 @@ class PoolPlan:
         """Input shape in the kernels' layout ``(B, *lengths, C)``."""
         return (math.prod(self.outer_shape), *self.lengths, math.prod(self.inner_shape))
 
-    @property
-    def canonical_out(self) -> tuple[int, ...]:
-        """Output shape in the kernels' layout ``(B, *out_lengths, C)``."""
-        return (math.prod(self.outer_shape), *self.out_lengths, math.prod(self.inner_shape))
-
 
 def plan_pool(
     op: str,
@@ -91,7 +86,7 @@ def plan_pool(
         _freeze(stride),
         _freeze(padding),
         _freeze(dilation),
-        _check_bool("ceil_mode", ceil_mode),
+        check_flag("ceil_mode", ceil_mode),
         _freeze(axes),
         n,
     )
@@ -143,7 +138,7 @@ def _plan_cached(op, shape, kernel_size, stride, padding, dilation, ceil_mode, a
     )
 
 
-def _check_bool(name: str, value) -> bool:
+def check_flag(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)

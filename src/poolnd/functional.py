@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from . import _parallel
-from ._geometry import PoolPlan, plan_pool
+from ._geometry import PoolPlan, check_flag, plan_pool
 from ._kernels import max as _max_kernels
 from ._kernels.avg import avg_pool_backward as _avg_backward_kernel
 from ._kernels.avg import avg_pool_forward as _avg_forward_kernel
@@ -65,12 +65,6 @@ def _compute_dtype(dtype: np.dtype) -> np.dtype:
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}")
-
-
-def _check_flag(name, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _check_divisor(divisor_override) -> int:
@@ -240,7 +234,7 @@ def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes, return
               nan_policy, *, op, n=None):
     x = _as_real_array(x, "x")
     _check_choice("nan_policy", nan_policy, _NAN_POLICIES)
-    return_indices = _check_flag("return_indices", return_indices)
+    return_indices = check_flag("return_indices", return_indices)
     plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
     kind = FLAT_INDEX if return_indices else NO_POSITION
     out, indices = _max_pool_planned(x, plan, kind, nan_policy == "omit")
@@ -513,7 +507,7 @@ def _avg_backward_planned(grad, plan: PoolPlan, include_pad: bool, override: int
 def _avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
               divisor_override, axes, dtype, *, op, n=None):
     x = _as_real_array(x, "x")
-    include_pad = _check_flag("count_include_pad", count_include_pad)
+    include_pad = check_flag("count_include_pad", count_include_pad)
     override = _check_divisor(divisor_override)
     plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
     return _avg_pool_planned(x, plan, include_pad, override, dtype)
@@ -559,7 +553,7 @@ def avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, paddin
 def _avg_pool_backward(grad_output, input_shape, kernel_size, stride, padding, dilation,
                        ceil_mode, count_include_pad, divisor_override, axes, *, op, n=None):
     shape = _check_shape(input_shape)
-    include_pad = _check_flag("count_include_pad", count_include_pad)
+    include_pad = check_flag("count_include_pad", count_include_pad)
     override = _check_divisor(divisor_override)
     plan = plan_pool(op, shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
     return _avg_backward_planned(grad_output, plan, include_pad, override)

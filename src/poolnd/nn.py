@@ -18,7 +18,7 @@ array([[0., 0., 0., 0.],
 
 from __future__ import annotations
 
-from ._geometry import plan_pool
+from ._geometry import check_flag, plan_pool
 from .functional import (
     _NAN_POLICIES,
     FLAT_INDEX,
@@ -27,7 +27,6 @@ from .functional import (
     _avg_pool_planned,
     _check_choice,
     _check_divisor,
-    _check_flag,
     _check_grad,
     _max_backward_from_window,
     _max_pool_planned,
@@ -54,7 +53,7 @@ class _Pool:
     _op = "pool"
 
     def __init__(self, kernel_size, stride, padding, dilation, ceil_mode, axes, channels_last):
-        channels_last = _check_flag("channels_last", channels_last)
+        channels_last = check_flag("channels_last", channels_last)
         if channels_last:
             if axes is not None:
                 raise ValueError(f"give axes={axes!r} or channels_last=True, not both")
@@ -64,7 +63,7 @@ class _Pool:
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
-        self.ceil_mode = _check_flag("ceil_mode", ceil_mode)
+        self.ceil_mode = check_flag("ceil_mode", ceil_mode)
         self.axes = axes
         self._plan = None
 
@@ -119,7 +118,7 @@ class MaxPoolNd(_Pool):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False, *, axes=None, channels_last=False, nan_policy="propagate"):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode, axes, channels_last)
-        self.return_indices = _check_flag("return_indices", return_indices)
+        self.return_indices = check_flag("return_indices", return_indices)
         _check_choice("nan_policy", nan_policy, _NAN_POLICIES)
         self.nan_policy = nan_policy
         self._positions = None  # window positions, or flat indices when they were returned
@@ -163,7 +162,7 @@ class AvgPoolNd(_Pool):
                  count_include_pad=True, divisor_override=None, *, dilation=1, axes=None,
                  channels_last=False):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode, axes, channels_last)
-        self.count_include_pad = _check_flag("count_include_pad", count_include_pad)
+        self.count_include_pad = check_flag("count_include_pad", count_include_pad)
         self.divisor_override = divisor_override
         self._override = _check_divisor(divisor_override)
 
