@@ -47,10 +47,14 @@ def run(kernel, n_jobs: int, work: int, *args) -> None:
         kernel(*args, 0, n_jobs)
         return
     if _pool is None:
-        _pool = ThreadPoolExecutor(_threads, thread_name_prefix="poolnd")
+        _pool = ThreadPoolExecutor(_threads - 1, thread_name_prefix="poolnd")
     bounds = [n_jobs * i // parts for i in range(parts + 1)]
-    futures = [_pool.submit(kernel, *args, lo, hi) for lo, hi in zip(bounds, bounds[1:])]
-    for future in futures:
-        future.result()
+    # the calling thread does the first range itself: one hand-off fewer
+    futures = [_pool.submit(kernel, *args, lo, hi) for lo, hi in zip(bounds[1:], bounds[2:])]
+    try:
+        kernel(*args, bounds[0], bounds[1])
+    finally:
+        for future in futures:  # every range is done before the call returns
+            future.result()
 
 

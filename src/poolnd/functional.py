@@ -14,9 +14,10 @@ import numpy as np
 
 from . import _parallel
 from ._geometry import PoolPlan, check_flag, plan_pool
+from ._kernels import _rows
 from ._kernels import max as _max_kernels
 from ._kernels.avg import avg_pool_backward as _avg_backward_kernel
-from ._kernels.avg import avg_pool_forward as _avg_forward_kernel
+from ._kernels.running import running_pool as _running_pool
 
 __all__ = [
     "avg_pool",
@@ -173,25 +174,76 @@ def _max_canonical(x: np.ndarray, geometry, kind: int, omit_nan: bool):
     first maximum over the leading axes of the first maxima over the rest,
     and the same holds for the NaN rules.
     """
+    omit_nan = omit_nan and x.dtype.kind == "f"  # integers have no NaN: one kernel fewer
+    reduction = _rows.MAX_OMIT_NAN if omit_nan else _rows.MAX
+    lowest = _max_identity(x.dtype, omit_nan)
+    if kind == NO_POSITION and _is_large_window(geometry):
+        return _pool_separably(x, geometry, reduction, lowest), None
     if x.ndim - 2 > _KERNEL_AXES:
         return _max_in_two_stages(x, geometry, kind, omit_nan)
     kernel, outs = geometry[0], geometry[5]
-    channels = x.shape[-1]
-    out = np.empty((x.shape[0], *outs, channels), x.dtype)
+    out = np.empty((x.shape[0], *outs, x.shape[-1]), x.dtype)
     positions = None
     if kind != NO_POSITION:
         positions = np.empty(out.shape, _position_dtype(kind, math.prod(kernel)))
-    k, s, d, p, _, _ = _as_kernel_args(geometry)
-    rows_in, rows_out = _as_row_array(x), _as_row_array(out)
-    if positions is None:
-        pool = _max_kernels.max_pool_values_omit_nan if omit_nan else _max_kernels.max_pool_values
-        _run_rows(pool, rows_in, rows_out, channels, k, s, d, p)
-    else:
-        pool = (_max_kernels.max_pool_positions_omit_nan if omit_nan
-                else _max_kernels.max_pool_positions)
-        _run_rows(pool, rows_in, rows_out, _as_row_array(positions), channels,
-                  kind == FLAT_INDEX, k, s, d, p)
+    _forward_rows(x, out, positions, geometry, reduction, lowest, kind == FLAT_INDEX)
     return out, positions
+
+
+def _forward_rows(x, out, positions, geometry, reduction, identity, flat_index=False,
+                  divisors=None):
+    """The row walk of ``_kernels._rows`` over canonical ``x`` with up to three pooled axes."""
+    k, s, d, p, _, _ = _as_kernel_args(geometry)
+    channels = x.shape[-1]
+    shape = _rows.literal_shape(channels, k[2], s[2], d[2], x.dtype, reduction)
+    kernel = _rows.forward_kernel(reduction, positions is not None, shape)
+    rows_out = _as_row_array(out)
+    rows_pos = rows_out if positions is None else _as_row_array(positions)
+    _run_rows(kernel, _as_row_array(x), rows_out, rows_pos, channels, flat_index, k, s, d, p,
+              identity, _NO_DIVISORS if divisors is None else divisors)
+
+
+def _max_identity(dtype: np.dtype, omit_nan: bool):
+    """What every window starts from: nothing in the dtype beats it, NaN included."""
+    if dtype.kind == "f":
+        return dtype.type(np.nan if omit_nan else -np.inf)
+    return np.iinfo(dtype).min
+
+
+# Sums need no divisors (the max kernels take the same arguments as the average's).
+_NO_DIVISORS = (np.ones(1), np.ones(1), np.ones(1))
+
+# From this many elements in a window on, pool one axis at a time by running folds.
+_LARGE_WINDOW = 16
+
+
+def _is_large_window(geometry) -> bool:
+    kernel, _, dilation = geometry[:3]
+    return math.prod(kernel) >= _LARGE_WINDOW and all(d == 1 for d in dilation)
+
+
+def _pool_separably(x, geometry, reduction, identity):
+    """Values of ``(B, *L, C)`` pooled one axis at a time (see ``_kernels.running``).
+
+    Along a contiguous axis (the last, with ``C == 1``) at stride 1 the row
+    walk's tap-by-tap loop runs instead: it is vectorised there, where the
+    running folds would be scalar.
+    """
+    kernel, stride, _, before, _, outs = geometry
+    for axis in reversed(range(len(kernel))):
+        lines, length = math.prod(x.shape[:axis + 1]), x.shape[axis + 1]
+        inner = math.prod(x.shape[axis + 2:])
+        out = np.empty((*x.shape[:axis + 1], outs[axis], *x.shape[axis + 2:]), x.dtype)
+        if axis == len(kernel) - 1 and x.shape[-1] == 1 and stride[axis] == 1:
+            _forward_rows(x.reshape(lines, length, 1), out.reshape(lines, outs[axis], 1), None,
+                          tuple((t[axis],) for t in geometry), reduction, identity,
+                          divisors=(np.ones(1), np.ones(1), np.ones(outs[axis])))
+        else:
+            _parallel.run(_running_pool, lines, x.size + out.size,
+                          x.reshape(lines, length, inner), out.reshape(lines, outs[axis], inner),
+                          kernel[axis], stride[axis], before[axis], identity, reduction)
+        x = out
+    return x
 
 
 def _max_in_two_stages(x, geometry, kind, omit_nan):
@@ -305,6 +357,11 @@ def _max_pool_backward(grad_output, indices, input_shape, kernel_size, stride, p
     shape = _check_shape(input_shape)
     plan = plan_pool(op, shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
     grad = _check_grad(grad_output, plan)
+    return _scatter_flat(grad, _check_flat_indices(indices, plan), plan)
+
+
+def _check_flat_indices(indices, plan: PoolPlan) -> np.ndarray:
+    """Flat indices of the forward's output shape, each inside the pooled axes."""
     indices = np.asarray(indices)
     if indices.shape != plan.out_shape or indices.dtype.kind not in "iu":
         raise ValueError(
@@ -317,7 +374,7 @@ def _max_pool_backward(grad_output, indices, input_shape, kernel_size, stride, p
             f"indices must lie in [0, {size}) for pooled axes of lengths {plan.lengths}; "
             f"got values from {indices.min()} to {indices.max()}"
         )
-    return _scatter_flat(grad, indices, plan)
+    return indices
 
 
 def _scatter_flat(grad: np.ndarray, indices: np.ndarray, plan: PoolPlan) -> np.ndarray:
@@ -447,6 +504,14 @@ def _avg_canonical(x, geometry, include_pad: bool, override: int):
     """
     n = x.ndim - 2
     outs = geometry[5]
+    if _is_large_window(geometry):
+        out = _pool_separably(x, geometry, _rows.SUM, x.dtype.type(0))
+        for axis, factor in enumerate(_divisors(x.shape[1:-1], geometry, include_pad, override)
+                                      [-n:]):
+            shape = [1] * out.ndim
+            shape[axis + 1] = factor.size
+            np.divide(out, factor.reshape(shape), out=out, casting="unsafe")
+        return out
     if n > _KERNEL_AXES:
         lead = n - _KERNEL_AXES
         batch, lengths, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
@@ -459,9 +524,8 @@ def _avg_canonical(x, geometry, include_pad: bool, override: int):
                              _head(geometry, lead), include_pad, override)
         return out.reshape(batch, *outs, channels)
     out = np.empty((x.shape[0], *outs, x.shape[-1]), x.dtype)
-    k, s, d, p, _, _ = _as_kernel_args(geometry)
-    _run_rows(_avg_forward_kernel, _as_row_array(x), _as_row_array(out), x.shape[-1], k, s, d,
-              p, _divisors(x.shape[1:-1], geometry, include_pad, override))
+    _forward_rows(x, out, None, geometry, _rows.SUM, x.dtype.type(0),
+                  divisors=_divisors(x.shape[1:-1], geometry, include_pad, override))
     return out
 
 

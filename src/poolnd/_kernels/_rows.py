@@ -2,28 +2,42 @@
 
 Each parallel job owns one output row ``(b, od, oh)``. All windows of that
 row read the same input rows (their taps on ``D`` and ``H`` agree), so the
-job visits each of those input rows once, in row-major tap order, folds the
-row's taps of every window and merges the result into the output row: the
-first input row sets the outputs, the others merge into them.
+job visits each of those input rows once, in row-major tap order, and merges
+the row's taps into every window of the output row.
 
-For a maximum, folding a run of taps and then merging with the same rule
-gives exactly the tap-by-tap result, ties and NaN included. For a sum it is
-the sum, grouped by rows.
+The output row starts at the reduction's identity (-inf, NaN for "omit",
+the dtype's minimum, or 0 for sums) and each window's position starts at its
+first tap inside the input; every tap then merges, in row-major order. For
+a maximum that is exactly the tap-by-tap rule, ties and NaN included.
 
 Layout: ``x`` is ``(B, D, H, W*C)`` and ``out`` ``(B, OD, OH, OW*C)``: the
 inner batch axis ``C`` stays beside ``W``, so channels-last data is read in
 place.
 
-The inner loop over a row is compiled once per choice of reduction, of
-whether positions are kept, of first row or later row, and for a few common
-window shapes with literal sizes: each such loop carries no test of any of
-them, so the compiler vectorises it. Kernels take a range of jobs (output
-rows, or planes for the backwards); ``poolnd._parallel`` spreads the ranges
-over threads.
+Positions are kept as codes in an int64 scratch row: tap ``tw`` of input
+row code ``code`` is ``code + tw*code_tap``, and the job turns the winner's
+code into the reported position, ``code + ow*code_ow + code_0``, once at the
+end (narrow position dtypes in the inner loop would stop it vectorising).
+
+Three inner loops, picked per call so that the compiler vectorises each:
+- ``C == 1`` and a common window shape: the shape's sizes are literals, the
+  taps unroll and the loop runs over the windows;
+- ``C == 1`` and stride 1: tap by tap, over contiguous windows;
+- otherwise window by window and tap by tap, over the ``C`` contiguous
+  channels (channels-last data), which also serves the windows that
+  overhang the row's ends.
+The loops index views that start where they start: an index offset by a
+variable stops the compiler from vectorising. Every helper is inlined into
+the kernel: a call that passes arrays would count references on each row.
+
+:func:`forward_kernel` makes one kernel per reduction, with or without
+positions, and per literal shape, compiled on first use. Kernels take a
+range of jobs; ``poolnd._parallel`` spreads ranges over threads.
 """
 
 from functools import cache
 
+import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
@@ -32,6 +46,11 @@ from ._windows import inside_outputs, taps_in_input
 MAX = 0  # NaN wins, as in PyTorch: ``v > best or isnan(v)``
 MAX_OMIT_NAN = 1  # NaN is skipped unless the whole window is NaN
 SUM = 2
+
+# (kw, sw, dw) of the windows that get a loop with literal sizes, for C == 1; each one
+# is a kernel of its own, compiled on first use, so the list is short
+LITERAL_SHAPES = ((2, 2, 1), (3, 2, 1), (4, 4, 1))
+GENERIC = len(LITERAL_SHAPES)
 
 
 @njit(inline="always")
@@ -43,164 +62,226 @@ def _wins(v, best, reduction):
 
 
 @njit(inline="always")
-def _fold_output(x_row, out_row, pos_row, first, ow, tw_lo, tw_hi, origin, C, sw, dw, code,
-                 code_ow, code_tap, with_positions, reduction):
-    """Fold taps ``tw_lo..tw_hi-1`` of window ``ow`` (at ``origin + ow*sw``) into the output."""
-    start = origin + ow * sw
-    for c in range(C):
-        i = ow * C + c
-        best = x_row[(start + tw_lo * dw) * C + c]
-        if reduction == SUM:
-            for tw in range(tw_lo + 1, tw_hi):
-                best += x_row[(start + tw * dw) * C + c]
-            out_row[i] = best if first else out_row[i] + best
-            continue
-        best_tw = tw_lo
-        for tw in range(tw_lo + 1, tw_hi):
-            v = x_row[(start + tw * dw) * C + c]
-            wins = _wins(v, best, reduction)
-            best = v if wins else best
-            best_tw = tw if wins else best_tw
-        position = code + code_ow * ow + code_tap * best_tw
-        if first:
-            out_row[i] = best
-            if with_positions:
-                pos_row[i] = position
+def _merge(acc, codes, i, v, tap_code, with_positions, reduction):
+    """Merge one tap's value into output ``i`` (a select, so that loops vectorise)."""
+    held = acc[i]
+    if reduction == SUM:
+        acc[i] = held + v
+        return
+    wins = _wins(v, held, reduction)
+    acc[i] = v if wins else held
+    if with_positions:
+        codes[i] = tap_code if wins else codes[i]
+
+
+@njit(inline="always")
+def _fold_run(x_run, acc, codes, lo, n, tap_code, with_positions, reduction):
+    """Merge the ``n`` values of ``x_run`` into outputs ``lo..lo+n-1``.
+
+    Through views that start at ``lo``: indices offset by a variable stop
+    the compiler from vectorising.
+    """
+    acc_run = acc[lo:lo + n]
+    codes_run = codes[lo:lo + n] if with_positions else codes
+    for j in range(n):
+        _merge(acc_run, codes_run, j, x_run[j], tap_code, with_positions, reduction)
+
+
+@njit(inline="always")
+def _fold_window(x_row, acc, codes, ow, tw_lo, tw_hi, start, C, dw, code, code_tap,
+                 with_positions, reduction):
+    """Merge taps ``tw_lo..tw_hi-1`` of the window at ``start`` into output ``ow``, per channel."""
+    for tw in range(tw_lo, tw_hi):
+        x_at = (start + tw * dw) * C
+        if C == 1:  # an edge window of a row: a view would cost more than it saves
+            _merge(acc, codes, ow, x_row[x_at], code + tw * code_tap, with_positions, reduction)
         else:
-            # a select, not a branch, so that the loop over outputs vectorises
-            held = out_row[i]
-            wins = _wins(best, held, reduction)
-            out_row[i] = best if wins else held
-            if with_positions:
-                pos_row[i] = position if wins else pos_row[i]
+            _fold_run(x_row[x_at:x_at + C], acc, codes, ow * C, C, code + tw * code_tap,
+                      with_positions, reduction)
 
-
-# (C, kw, sw, dw) of the windows that get a loop with literal sizes
-LITERAL_SHAPES = ((1, 2, 2, 1), (1, 3, 2, 1))
 
 @cache
-def _make_fold_inside(first, with_positions, reduction, shape):
-    """The loop that folds one input row into every window of one output row.
+def _make_literal_loop(with_positions, reduction, shape):
+    """The loop over a row's inside windows for ``C == 1`` and ``(kw, sw, dw)`` literal."""
+    kw, sw, dw = LITERAL_SHAPES[shape]
 
-    The windows wholly inside the row come first, through views that start at
-    the first of them, so that no index can be negative and the loop
-    vectorises; then the few that overhang the row's ends. ``shape`` fixes
-    ``(C, kw, sw, dw)`` as literals, or is None.
-    """
-    literal = shape is not None
-    C_, kw_, sw_, dw_ = shape if literal else (1, 1, 1, 1)
-
-    @njit(nogil=True)
-    def fold_inside(x_row, out_row, pos_row, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow,
-                    code_tap, W, OW):
-        if literal:
-            C, kw, sw, dw = C_, kw_, sw_, dw_
-        x_in = x_row[(ow_lo * sw - pw) * C:]
-        out_in, pos_in = out_row[ow_lo * C:], pos_row[ow_lo * C:]
-        code_in = code + code_ow * ow_lo
+    @njit(inline="always")
+    def fold_inside(x_row, acc, codes, ow_lo, ow_hi, pw, code, code_tap):
+        # views from the first inside window: no index is negative, none is offset
+        x_in = x_row[ow_lo * sw - pw:]
+        acc_in = acc[ow_lo:ow_hi]
+        codes_in = codes[ow_lo:ow_hi] if with_positions else codes
         for j in range(ow_hi - ow_lo):
-            _fold_output(x_in, out_in, pos_in, first, j, 0, kw, 0, C, sw, dw, code_in, code_ow,
-                         code_tap, with_positions, reduction)
-        for i in range(ow_lo + OW - ow_hi):
-            ow = i if i < ow_lo else ow_hi + i - ow_lo  # the left edge, then the right
-            _, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
-            _fold_output(x_row, out_row, pos_row, first, ow, tw_lo, tw_hi, -pw, C, sw, dw, code,
-                         code_ow, code_tap, with_positions, reduction)
+            best = acc_in[j]
+            best_code = codes_in[j] if with_positions else 0
+            for tw in range(kw):  # kw is a literal: the taps unroll
+                v = x_in[j * sw + tw * dw]
+                if reduction == SUM:
+                    best += v
+                else:
+                    wins = _wins(v, best, reduction)
+                    best = v if wins else best
+                    if with_positions:
+                        best_code = code + tw * code_tap if wins else best_code
+            acc_in[j] = best
+            if with_positions:
+                codes_in[j] = best_code
 
     return fold_inside
 
 
-def _row_loop(with_positions, reduction, first, shape, *args):
-    """Run the row loop compiled for these literal choices (see the overload below)."""
+@njit(inline="always")
+def _fold_inside_generic(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
+                         with_positions, reduction):
+    if C == 1 and sw == 1:
+        for tw in range(kw):  # tap by tap: each pass reads a contiguous run
+            _fold_run(x_row[tw * dw + ow_lo - pw:], acc, codes, ow_lo, ow_hi - ow_lo,
+                      code + tw * code_tap, with_positions, reduction)
+    else:
+        for ow in range(ow_lo, ow_hi):
+            _fold_window(x_row, acc, codes, ow, 0, kw, ow * sw - pw, C, dw, code, code_tap,
+                         with_positions, reduction)
 
 
-@overload(_row_loop, prefer_literal=True)
-def _row_loop_typed(with_positions, reduction, first, shape, *args):
-    choices = (with_positions, reduction, first, shape)
+def _fold_inside(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw, C, kw,
+                 sw, dw, code, code_tap):
+    """Merge one input row into the output row's inside windows (see the overload below)."""
+
+
+@overload(_fold_inside, prefer_literal=True, inline="always")
+def _fold_inside_typed(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw, C,
+                       kw, sw, dw, code, code_tap):
+    """The loop for literal ``shape``, ``with_positions`` and ``reduction``."""
+    choices = (shape, with_positions, reduction)
     if not all(isinstance(c, types.Literal) for c in choices):
         return None
-    with_positions, reduction, first, shape = (c.literal_value for c in choices)
-    loop = _make_fold_inside(first, with_positions, reduction,
-                             LITERAL_SHAPES[shape] if shape < len(LITERAL_SHAPES) else None)
+    shape_, positions_, reduction_ = (c.literal_value for c in choices)
+    if shape_ == GENERIC:
+        def run(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw,
+                dw, code, code_tap):
+            _fold_inside_generic(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code,
+                                 code_tap, positions_, reduction_)
+        return run
+    loop = _make_literal_loop(positions_, reduction_, shape_)
 
-    def run(with_positions, reduction, first, shape, *args):
-        loop(*args)
+    def run(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw,
+            code, code_tap):
+        loop(x_row, acc, codes, ow_lo, ow_hi, pw, code, code_tap)
 
     return run
 
 
-@njit(inline="always")
-def _fold_inside(with_positions, reduction, first, literal, x_row, out_row, pos_row, ow_lo,
-                 ow_hi, pw, C, kw, sw, dw, code, code_ow, code_tap, W, OW):
-    """Fold one input row into its inside windows with the loop compiled for this case."""
-    a = (x_row, out_row, pos_row, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow, code_tap, W, OW)
-    # every choice must reach _row_loop as a literal, hence one call per case
-    if first and literal == 0:
-        _row_loop(with_positions, reduction, True, 0, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                  a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14])
-    elif first and literal == 1:
-        _row_loop(with_positions, reduction, True, 1, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                  a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14])
-    elif first:
-        _row_loop(with_positions, reduction, True, 2, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                  a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14])
-    elif literal == 0:
-        _row_loop(with_positions, reduction, False, 0, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                  a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14])
-    elif literal == 1:
-        _row_loop(with_positions, reduction, False, 1, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                  a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14])
-    else:
-        _row_loop(with_positions, reduction, False, 2, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                  a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14])
+def literal_shape(C, kw, sw, dw, dtype, reduction):
+    """Which loop with literal sizes a kernel should run (``GENERIC``: none).
+
+    Only for the common cases, float data under ``MAX`` or ``SUM``: each
+    literal shape is one more kernel to compile.
+    """
+    if (C == 1 and (kw, sw, dw) in LITERAL_SHAPES and dtype.kind == "f"
+            and reduction != MAX_OMIT_NAN):
+        return LITERAL_SHAPES.index((kw, sw, dw))
+    return GENERIC
+
+
+@cache
+def forward_kernel(reduction, with_positions, shape):
+    """The forward kernel for one reduction, with or without positions, for one window shape.
+
+    ``shape`` is :func:`literal_shape` of the call; for a literal shape the
+    row's sizes are compile-time constants. Each kernel compiles on its
+    first call only, and is cached on disk like the others.
+    """
+    literal = shape != GENERIC
+    C_, kw_, sw_, dw_ = (1, *LITERAL_SHAPES[shape]) if literal else (1, 1, 1, 1)
+
+    # error_model="numpy": no test for division by zero (divisors are >= 1) in the loops
+    @njit(nogil=True, cache=True, error_model="numpy")
+    def forward(x, out, position, C, flat_index, kernel, stride, dilation, pad, identity,
+                divisors, job_lo, job_hi):
+        if literal:
+            C, row = C_, (kw_, sw_, dw_)
+        else:
+            row = (kernel[2], stride[2], dilation[2])
+        pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pad, identity,
+                  divisors, job_lo, job_hi, shape, with_positions, reduction)
+
+    return forward
 
 
 @njit(inline="always")
-def _codes(flat_index, i_d, i_h, H, W, pw, td, th, kh, kw, sw, dw):
-    """Position of tap ``tw`` of window ``ow`` in row ``(i_d, i_h)``: ``code + ow*a + tw*b``."""
-    if flat_index:
-        return (i_d * H + i_h) * W - pw, sw, dw
-    return (td * kh + th) * kw, 0, 1
-
-
-@njit(inline="always")
-def pool_rows(x, out, position, C, flat_index, kernel, stride, dilation, pad, divisors, job_lo,
-              job_hi, with_positions, reduction):
+def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pad, identity,
+              divisors, job_lo, job_hi, shape, with_positions, reduction):
     """Reduce the windows of output rows ``job_lo..job_hi-1`` of ``x`` into ``out``.
 
     Job ``j`` is output row ``(b, od, oh)`` in row-major order. ``position``
     (shaped as ``out``) receives, when ``with_positions``, the flat index of
     each maximum within ``D, H, W`` (``flat_index``) or its row-major tap
-    number inside the window. Sums are divided by
-    ``divisors[0][od] * divisors[1][oh] * divisors[2][ow]``.
+    number inside the window. ``identity`` starts every output. Sums are
+    divided by ``divisors[0][od] * divisors[1][oh] * divisors[2][ow]``.
+    ``row`` is ``(kw, sw, dw)``, constants for a literal ``shape``.
     """
+    kd, kh, _ = kernel
+    sd, sh, _ = stride
+    dd, dh, _ = dilation
+    pd, ph, pw = pad
+    kw, sw, dw = row
     D, H, W = x.shape[1], x.shape[2], x.shape[3] // C
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
-    kd, kh, kw = kernel
-    sd, sh, sw = stride
-    dd, dh, dw = dilation
-    pd, ph, pw = pad
     ow_lo, ow_hi = inside_outputs(W, kw, sw, dw, pw, OW)
-    shape = (C, kw, sw, dw)
-    literal = 0 if shape == LITERAL_SHAPES[0] else 1 if shape == LITERAL_SHAPES[1] else 2
-    for job in range(job_lo, job_hi):
-        b = job // (OD * OH)
-        od = job // OH % OD
-        oh = job % OH
+    codes = np.empty(OW * C if with_positions else 0, np.int64)
+    # a tap's code: flat index less ``ow*sw - pw``, or tap number; see _row_code
+    code_tap, code_ow, code_0 = (dw, sw, -pw) if flat_index else (1, 0, 0)
+    # per output of a row: what its code lacks, and its divisor's factor on W
+    code_of_output = np.empty(OW * C if with_positions else 0, np.int64)
+    divisor_of_output = np.empty(OW * C if reduction == SUM else 0, divisors[2].dtype)
+    for i in range(code_of_output.size):
+        code_of_output[i] = i // C * code_ow + code_0
+    for i in range(divisor_of_output.size):
+        divisor_of_output[i] = divisors[2][i // C]
+    b, od, oh = job_lo // (OD * OH), job_lo // OH % OD, job_lo % OH
+    for _ in range(job_lo, job_hi):
         d0, td_lo, td_hi = taps_in_input(od, D, kd, sd, dd, pd)
         h0, th_lo, th_hi = taps_in_input(oh, H, kh, sh, dh, ph)
-        out_row, pos_row = out[b, od, oh], position[b, od, oh]
+        acc, pos_row = out[b, od, oh], position[b, od, oh]
+        scale = divisors[0][od] * divisors[1][oh]
+        acc[:] = identity
+        if with_positions:  # each window's first tap inside the input
+            codes[:] = _row_code(flat_index, d0 + td_lo * dd, h0 + th_lo * dh, H, W, td_lo,
+                                 th_lo, kh, kw)
+            for e in range(ow_lo + OW - ow_hi):
+                ow = e if e < ow_lo else ow_hi + e - ow_lo
+                tw_lo = taps_in_input(ow, W, kw, sw, dw, pw)[1]
+                for c in range(C):
+                    codes[ow * C + c] += tw_lo * code_tap
         for td in range(td_lo, td_hi):
             for th in range(th_lo, th_hi):
                 i_d, i_h = d0 + td * dd, h0 + th * dh
-                code, code_ow, code_tap = _codes(flat_index, i_d, i_h, H, W, pw, td, th, kh, kw,
-                                                 sw, dw)
+                code = _row_code(flat_index, i_d, i_h, H, W, td, th, kh, kw)
                 x_row = x[b, i_d, i_h]
-                first = td == td_lo and th == th_lo
-                _fold_inside(with_positions, reduction, first, literal, x_row, out_row, pos_row,
-                             ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_ow, code_tap, W, OW)
+                _fold_inside(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw,
+                             C, kw, sw, dw, code, code_tap)
+                for e in range(ow_lo + OW - ow_hi):
+                    ow = e if e < ow_lo else ow_hi + e - ow_lo  # the left edge, then the right
+                    start, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
+                    _fold_window(x_row, acc, codes, ow, tw_lo, tw_hi, start, C, dw, code,
+                                 code_tap, with_positions, reduction)
+        # loops over the whole row, not array expressions (those would allocate)
+        if with_positions:
+            for i in range(OW * C):
+                pos_row[i] = codes[i] + code_of_output[i]
         if reduction == SUM:
-            scale = divisors[0][od] * divisors[1][oh]
-            for ow in range(OW):
-                for c in range(C):
-                    out_row[ow * C + c] /= scale * divisors[2][ow]
+            for i in range(OW * C):
+                acc[i] /= scale * divisor_of_output[i]
+        oh += 1  # the next job's row, without a division
+        if oh == OH:
+            oh, od = 0, od + 1
+            if od == OD:
+                od, b = 0, b + 1
+
+
+@njit(inline="always")
+def _row_code(flat_index, i_d, i_h, H, W, td, th, kh, kw):
+    """Code of tap 0 in input row ``(i_d, i_h)``, tap row ``(td, th)`` of the window."""
+    if flat_index:
+        return (i_d * H + i_h) * W
+    return (td * kh + th) * kw

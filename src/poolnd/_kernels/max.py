@@ -1,45 +1,11 @@
-"""Max pooling: forward with the winning position, backward by scatter-add.
+"""Max pooling's backward: each output's gradient goes to the element that won its window.
 
-Ties go to the first maximum in row-major window order (strict ``>``).
-Under ``MAX`` a NaN always wins (PyTorch: ``v > best or isnan(v)``, so the
-last NaN is chosen); under ``MAX_OMIT_NAN`` NaN is skipped unless the whole
-window is NaN, which then reports its first element. The forwards are the
-shared row walk of ``_rows``, one compiled kernel per choice of what to
-report. Every kernel takes the range of jobs it does, last.
+The forwards are the row walk of ``_rows``. Every kernel takes the range of
+planes it does, last.
 """
 
 import numpy as np
 from numba import njit
-
-from ._rows import MAX, MAX_OMIT_NAN, pool_rows
-
-_NO_DIVISORS = (np.ones(1), np.ones(1), np.ones(1))
-
-
-@njit(nogil=True, cache=True)
-def max_pool_values(x, out, C, kernel, stride, dilation, pad, job_lo, job_hi):
-    pool_rows(x, out, out, C, False, kernel, stride, dilation, pad, _NO_DIVISORS, job_lo, job_hi,
-              False, MAX)
-
-
-@njit(nogil=True, cache=True)
-def max_pool_values_omit_nan(x, out, C, kernel, stride, dilation, pad, job_lo, job_hi):
-    pool_rows(x, out, out, C, False, kernel, stride, dilation, pad, _NO_DIVISORS, job_lo, job_hi,
-              False, MAX_OMIT_NAN)
-
-
-@njit(nogil=True, cache=True)
-def max_pool_positions(x, out, position, C, flat_index, kernel, stride, dilation, pad, job_lo,
-                       job_hi):
-    pool_rows(x, out, position, C, flat_index, kernel, stride, dilation, pad, _NO_DIVISORS,
-              job_lo, job_hi, True, MAX)
-
-
-@njit(nogil=True, cache=True)
-def max_pool_positions_omit_nan(x, out, position, C, flat_index, kernel, stride, dilation, pad,
-                                job_lo, job_hi):
-    pool_rows(x, out, position, C, flat_index, kernel, stride, dilation, pad, _NO_DIVISORS,
-              job_lo, job_hi, True, MAX_OMIT_NAN)
 
 
 @njit(nogil=True, cache=True)
@@ -48,26 +14,34 @@ def max_pool_backward_window(grad_out, position, grad_in, kernel, stride, dilati
     """Add each output's gradient to the input element at its window position.
 
     A job is a plane: planes are independent, and within a plane windows may
-    overlap, so it is walked in output order.
+    overlap, so it is walked in output order. Each plane is flat here,
+    ``(D*H*W*C)``, and a table gives every tap's offset from its window's
+    first element, so no position is divided.
     """
-    OD, OH, OW, C = grad_out.shape[1:]
-    _, kh, kw = kernel
+    _, D, H, W, C = grad_in.shape
+    OD, OH, OW = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
+    kd, kh, kw = kernel
     sd, sh, sw = stride
     dd, dh, dw = dilation
     pd, ph, pw = pad
+    tap_offset = np.empty(kd * kh * kw, np.int64)
+    for td in range(kd):
+        for th in range(kh):
+            for tw in range(kw):
+                tap_offset[(td * kh + th) * kw + tw] = ((td * dd * H + th * dh) * W + tw * dw) * C
     for b in range(b_lo, b_hi):
+        plane = grad_in[b].reshape(D * H * W * C)
         for od in range(OD):
             for oh in range(OH):
+                # where window (od, oh, 0) would start, padding included
+                origin = (((od * sd - pd) * H + oh * sh - ph) * W - pw) * C
+                g_row = grad_out[b, od, oh].reshape(OW * C)
+                p_row = position[b, od, oh].reshape(OW * C)
                 for ow in range(OW):
+                    start = origin + ow * sw * C
                     for c in range(C):
-                        t = position[b, od, oh, ow, c]
-                        td = t // (kh * kw)
-                        th = t // kw % kh
-                        tw = t % kw
-                        i_d = od * sd - pd + td * dd
-                        i_h = oh * sh - ph + th * dh
-                        i_w = ow * sw - pw + tw * dw
-                        grad_in[b, i_d, i_h, i_w, c] += grad_out[b, od, oh, ow, c]
+                        i = ow * C + c
+                        plane[start + c + tap_offset[p_row[i]]] += g_row[i]
 
 
 @njit(nogil=True, cache=True)

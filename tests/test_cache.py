@@ -1,0 +1,83 @@
+"""numba's on-disk cache: a read-only install falls back to a user cache; processes share it.
+
+Each test runs fresh interpreters on a small problem, so the kernels compile
+cold there; the cache directories are temporary.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import poolnd
+
+# One small call, printed so that the parent can compare it with its own result.
+SCRIPT = """
+import numpy as np, poolnd
+x = np.arange(2 * 3 * 7 * 6, dtype=np.float64).reshape(2, 3, 7, 6) % 11
+out, idx = poolnd.max_pool2d(x, 3, 2, 1, return_indices=True)
+print(poolnd.__file__)
+print(repr(out.tolist()), repr(idx.tolist()))
+"""
+
+
+def _expected():
+    x = np.arange(2 * 3 * 7 * 6, dtype=np.float64).reshape(2, 3, 7, 6) % 11
+    out, idx = poolnd.max_pool2d(x, 3, 2, 1, return_indices=True)
+    return f"{out.tolist()!r} {idx.tolist()!r}"
+
+
+def _run(env, cwd):
+    return subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finish(proc, package=None):
+    """The result the process printed, after checking which poolnd it imported."""
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    imported, result = out.strip().splitlines()
+    if package is not None:
+        assert Path(imported).parent == package
+    return result
+
+
+def _cache_files(folder: Path):
+    return sorted(p.name for p in folder.rglob("*.nbi"))
+
+
+def test_read_only_install_caches_in_the_user_cache(tmp_path):
+    package = tmp_path / "site" / "poolnd"
+    shutil.copytree(Path(poolnd.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    folders = [package, *(p for p in package.rglob("*") if p.is_dir())]
+    for folder in folders:
+        # a file where the cache folder would go stops even root from caching there
+        (folder / "__pycache__").write_text("")
+        folder.chmod(0o555)
+    user_cache = tmp_path / "user-cache"
+    env = {**os.environ, "PYTHONPATH": str(package.parent), "XDG_CACHE_HOME": str(user_cache),
+           "HOME": str(tmp_path)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    try:
+        assert _finish(_run(env, tmp_path), package) == _expected()
+        assert not list(package.rglob("*.nbi")), "the read-only package was written to"
+        assert _cache_files(user_cache), "nothing was cached in the user cache"
+        # a second process loads what the first one cached, with the same result
+        assert _finish(_run(env, tmp_path), package) == _expected()
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+
+
+def test_processes_compiling_at_once_share_one_cache(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    procs = [_run(env, tmp_path) for _ in range(3)]  # all start with an empty cache
+    assert [_finish(p) for p in procs] == [_expected()] * 3
+    cached = _cache_files(tmp_path / "cache")
+    assert cached
+    assert _finish(_run(env, tmp_path)) == _expected()
+    assert _cache_files(tmp_path / "cache") == cached  # the later process compiled nothing new
