@@ -420,11 +420,10 @@ def _max_backward_from_window(grad: np.ndarray, positions: np.ndarray, plan: Poo
     compute = _compute_dtype(result)
     grad_in = np.zeros(plan.canonical_in, compute)
     k, s, d, p, _, _ = _as_kernel_args(_window_geometry(plan))
-    grad = _as_kernel_array(_to_canonical(grad, plan, plan.out_lengths, compute))
-    positions = _as_kernel_array(_to_canonical(positions, plan, plan.out_lengths,
-                                               positions.dtype))
+    grad = _as_row_array(_to_canonical(grad, plan, plan.out_lengths, compute))
+    positions = _as_row_array(_to_canonical(positions, plan, plan.out_lengths, positions.dtype))
     _run_planes(_max_kernels.max_pool_backward_window, grad, grad_in, grad, positions,
-                _as_kernel_array(grad_in), k, s, d, p)
+                _as_row_array(grad_in), grad_in.shape[-1], k, s, d, p)
     return _from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)
 
 
@@ -546,9 +545,8 @@ def _avg_backward_canonical(grad, lengths, geometry, include_pad: bool, override
         return grad_in.reshape(batch, *lengths, channels)
     grad_in = np.zeros((batch, *lengths, channels), grad.dtype)
     k, s, d, p, _, _ = _as_kernel_args(geometry)
-    _run_planes(_avg_backward_kernel, grad, grad_in, _as_kernel_array(grad),
-                _as_kernel_array(grad_in), k, s, d, p,
-                _divisors(lengths, geometry, include_pad, override))
+    _run_planes(_avg_backward_kernel, grad, grad_in, _as_row_array(grad), _as_row_array(grad_in),
+                channels, k, s, d, p, _divisors(lengths, geometry, include_pad, override))
     return grad_in
 
 

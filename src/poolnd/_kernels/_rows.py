@@ -174,10 +174,10 @@ def _fold_inside_typed(shape, with_positions, reduction, x_row, acc, codes, ow_l
 def literal_shape(C, kw, sw, dw, dtype, reduction):
     """Which loop with literal sizes a kernel should run (``GENERIC``: none).
 
-    Only for the common cases, float data under ``MAX`` or ``SUM``: each
-    literal shape is one more kernel to compile.
+    Only for the common case, float32 data under ``MAX`` or ``SUM``: each
+    literal shape is one more kernel to compile, for each dtype.
     """
-    if (C == 1 and (kw, sw, dw) in LITERAL_SHAPES and dtype.kind == "f"
+    if (C == 1 and (kw, sw, dw) in LITERAL_SHAPES and dtype == np.float32
             and reduction != MAX_OMIT_NAN):
         return LITERAL_SHAPES.index((kw, sw, dw))
     return GENERIC

@@ -9,17 +9,18 @@ from numba import njit
 
 
 @njit(nogil=True, cache=True)
-def max_pool_backward_window(grad_out, position, grad_in, kernel, stride, dilation, pad, b_lo,
+def max_pool_backward_window(grad_out, position, grad_in, C, kernel, stride, dilation, pad, b_lo,
                              b_hi):
     """Add each output's gradient to the input element at its window position.
 
-    A job is a plane: planes are independent, and within a plane windows may
-    overlap, so it is walked in output order. Each plane is flat here,
-    ``(D*H*W*C)``, and a table gives every tap's offset from its window's
-    first element, so no position is divided.
+    Layout as the forward's: ``(B, D, H, W*C)`` in, ``(B, OD, OH, OW*C)``
+    out. A job is a plane: planes are independent, and within a plane
+    windows may overlap, so it is walked in output order. Each plane is flat
+    here, and tables give every output's window start and every tap's offset
+    from it, so no position is divided.
     """
-    _, D, H, W, C = grad_in.shape
-    OD, OH, OW = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
+    _, D, H, WC = grad_in.shape
+    OD, OH, OWC = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
     kd, kh, kw = kernel
     sd, sh, sw = stride
     dd, dh, dw = dilation
@@ -28,20 +29,19 @@ def max_pool_backward_window(grad_out, position, grad_in, kernel, stride, dilati
     for td in range(kd):
         for th in range(kh):
             for tw in range(kw):
-                tap_offset[(td * kh + th) * kw + tw] = ((td * dd * H + th * dh) * W + tw * dw) * C
+                tap_offset[(td * kh + th) * kw + tw] = (td * dd * H + th * dh) * WC + tw * dw * C
+    out_offset = np.empty(OWC, np.int64)  # output i's window start, from window 0's
+    for i in range(OWC):
+        out_offset[i] = i // C * sw * C + i % C
     for b in range(b_lo, b_hi):
-        plane = grad_in[b].reshape(D * H * W * C)
+        plane = grad_in[b].reshape(D * H * WC)
         for od in range(OD):
             for oh in range(OH):
                 # where window (od, oh, 0) would start, padding included
-                origin = (((od * sd - pd) * H + oh * sh - ph) * W - pw) * C
-                g_row = grad_out[b, od, oh].reshape(OW * C)
-                p_row = position[b, od, oh].reshape(OW * C)
-                for ow in range(OW):
-                    start = origin + ow * sw * C
-                    for c in range(C):
-                        i = ow * C + c
-                        plane[start + c + tap_offset[p_row[i]]] += g_row[i]
+                origin = ((od * sd - pd) * H + oh * sh - ph) * WC - pw * C
+                g_row, p_row = grad_out[b, od, oh], position[b, od, oh]
+                for i in range(OWC):
+                    plane[origin + out_offset[i] + tap_offset[p_row[i]]] += g_row[i]
 
 
 @njit(nogil=True, cache=True)
