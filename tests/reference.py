@@ -264,3 +264,305 @@ def ref_avg_pool_backward(grad, input_shape, kernel_size, stride=None, padding=0
                     gx[b + pos] += share
     return _from_back(gx, ax).astype(_grad_dtype(grad))
 
+
+
+# --- adaptive pooling (SPEC sections 2 and 3) ---------------------------------
+
+
+def adaptive_windows(length, out):
+    """PyTorch's window per output i: start (i*L)//O, end ceil((i+1)*L/O), end excluded."""
+    return [((i * length) // out, -(-((i + 1) * length) // out)) for i in range(out)]
+
+
+def adaptive_geometry(shape, output_size, axes):
+    """The pooled axes and, per pooled axis, the list of (start, end) windows."""
+    if axes is None:
+        n = len(output_size)
+        axes = tuple(range(len(shape) - n, len(shape)))
+    ax = tuple(a + len(shape) if a < 0 else a for a in axes)
+    sizes = output_size
+    if isinstance(sizes, (int, np.integer)):
+        sizes = (sizes,) * len(ax)
+    windows = []
+    for a, size in zip(ax, sizes):
+        out = shape[a] if size is None else int(size)  # None keeps the axis
+        windows.append(adaptive_windows(shape[a], out))
+    return ax, windows
+
+
+def _adaptive_taps(windows, o):
+    """Every position of window `o`, in row-major order."""
+    return itertools.product(*(range(*windows[i][oi]) for i, oi in enumerate(o)))
+
+
+def _adaptive_flat(lengths, pos):
+    flat = 0
+    for length, p in zip(lengths, pos):
+        flat = flat * length + p
+    return flat
+
+
+def ref_adaptive_max_pool(x, output_size, *, axes=None, nan_policy="propagate"):
+    """Adaptive max pooling: (out, indices); the rules of ref_max_pool, PyTorch's windows."""
+    x = np.asarray(x)
+    ax, windows = adaptive_geometry(x.shape, output_size, axes)
+    xb = _to_back(x, ax)
+    batch_shape = xb.shape[: x.ndim - len(ax)]
+    lengths = xb.shape[x.ndim - len(ax):]
+    out_shape = tuple(len(w) for w in windows)
+    out = np.zeros(batch_shape + out_shape, dtype=x.dtype)
+    idx = np.zeros(batch_shape + out_shape, dtype=np.int64)
+    for b in itertools.product(*(range(n) for n in batch_shape)):
+        for o in itertools.product(*(range(n) for n in out_shape)):
+            best, best_flat, first_flat = None, None, None
+            for pos in _adaptive_taps(windows, o):
+                v = xb[b + pos]
+                flat = _adaptive_flat(lengths, pos)
+                if first_flat is None:
+                    first_flat = flat
+                if nan_policy == "omit":
+                    if _isnan(v):
+                        continue
+                    if best is None or v > best:
+                        best, best_flat = v, flat
+                elif best is None or v > best or _isnan(v):
+                    best, best_flat = v, flat
+            if best is None:  # "omit" and an all-NaN window
+                best, best_flat = np.nan, first_flat
+            out[b + o] = best
+            idx[b + o] = best_flat
+    return _from_back(out, ax), _from_back(idx, ax)
+
+
+def ref_adaptive_avg_pool(x, output_size, *, axes=None):
+    """Adaptive average pooling, summed in float64; float in -> same dtype, else float64."""
+    x = np.asarray(x)
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+    ax, windows = adaptive_geometry(x.shape, output_size, axes)
+    xb = _to_back(x, ax)
+    batch_shape = xb.shape[: x.ndim - len(ax)]
+    out_shape = tuple(len(w) for w in windows)
+    out = np.zeros(batch_shape + out_shape, dtype=np.float64)
+    for b in itertools.product(*(range(n) for n in batch_shape)):
+        for o in itertools.product(*(range(n) for n in out_shape)):
+            taps = [float(xb[b + pos]) for pos in _adaptive_taps(windows, o)]
+            out[b + o] = sum(taps) / len(taps)
+    return _from_back(out, ax).astype(dtype)
+
+
+def ref_adaptive_max_pool_backward(grad, indices, input_shape, output_size, *, axes=None):
+    """Scatter-add of grad to the elements the flat indices name, summed in float64."""
+    grad, indices = np.asarray(grad), np.asarray(indices)
+    ax, windows = adaptive_geometry(tuple(input_shape), output_size, axes)
+    gb, ib = _to_back(grad, ax), _to_back(indices, ax)
+    batch_shape = gb.shape[: grad.ndim - len(ax)]
+    lengths = tuple(input_shape[a] for a in ax)
+    gx = np.zeros(batch_shape + lengths, dtype=np.float64)
+    for b in itertools.product(*(range(n) for n in batch_shape)):
+        for o in itertools.product(*(range(len(w)) for w in windows)):
+            gx[b + tuple(np.unravel_index(int(ib[b + o]), lengths))] += float(gb[b + o])
+    return _from_back(gx, ax).astype(_grad_dtype(grad))
+
+
+def ref_adaptive_avg_pool_backward(grad, input_shape, output_size, *, axes=None):
+    """Each input element gets grad / (window size) of every window that holds it."""
+    grad = np.asarray(grad)
+    ax, windows = adaptive_geometry(tuple(input_shape), output_size, axes)
+    gb = _to_back(grad, ax)
+    batch_shape = gb.shape[: grad.ndim - len(ax)]
+    gx = np.zeros(batch_shape + tuple(input_shape[a] for a in ax), dtype=np.float64)
+    for b in itertools.product(*(range(n) for n in batch_shape)):
+        for o in itertools.product(*(range(len(w)) for w in windows)):
+            taps = list(_adaptive_taps(windows, o))
+            for pos in taps:
+                gx[b + pos] += float(gb[b + o]) / len(taps)
+    return _from_back(gx, ax).astype(_grad_dtype(grad))
+
+
+# --- LP pooling (SPEC section 2) ---------------------------------------------
+
+
+def _first_max(candidates):
+    """(value, flat) of the winner among (value, flat) pairs in row-major order:
+    the first maximum (strict >), or the last NaN (PyTorch's rule)."""
+    best, best_flat = None, None
+    for v, flat in candidates:
+        if best is None or v > best or _isnan(v):
+            best, best_flat = v, flat
+    return best, best_flat
+
+
+def _lp_geometry(shape, kernel_size, stride, ceil_mode, axes):
+    return geometry(shape, kernel_size, stride, 0, 1, ceil_mode, axes)
+
+
+def ref_lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, axes=None):
+    """(sum of x**p over the window's K taps) ** (1/p), in float64.
+
+    PyTorch's details: no absolute value (np.power gives NaN for a negative
+    base and a fractional exponent), and a ceil_mode window with only `count`
+    taps inside the input has its sum scaled by K / count. norm_type=inf is
+    the maximum of |x| (NaN propagates).
+    """
+    x = np.asarray(x)
+    ax, plan = _lp_geometry(x.shape, kernel_size, stride, ceil_mode, axes)
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float64)
+    p = float(norm_type)
+    window_taps = int(np.prod([k for _, k, *_ in plan]))
+    xb = _to_back(x, ax)
+    batch_shape = xb.shape[: x.ndim - len(ax)]
+    out = np.zeros(batch_shape + tuple(q[6] for q in plan), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for b in itertools.product(*(range(n) for n in batch_shape)):
+            for o in _windows(plan):
+                values = [np.float64(xb[b + pos]) for pos in _taps(plan, o) if _inside(plan, pos)]
+                if p == np.inf:
+                    out[b + o] = _first_max((abs(v), 0) for v in values)[0]
+                    continue
+                total = sum(np.power(v, p) for v in values)
+                out[b + o] = np.power(total * window_taps / len(values), 1 / p)
+    return _from_back(out, ax).astype(dtype)
+
+
+def ref_lp_pool_backward(grad, x, norm_type, kernel_size, stride=None, ceil_mode=False, *,
+                         axes=None):
+    """d out / d x, summed over windows, in float64.
+
+    Finite p: out = (S * K/count) ** (1/p) with S = sum of x**p, so each tap
+    gets grad * out / S * x**(p-1); a window with S == 0 gives nothing.
+    inf: the grad goes to the winning |x| (max pooling's rules), times its sign
+    (0 for NaN, as PyTorch's sign).
+    """
+    grad, x = np.asarray(grad), np.asarray(x)
+    ax, plan = _lp_geometry(x.shape, kernel_size, stride, ceil_mode, axes)
+    p = float(norm_type)
+    window_taps = int(np.prod([k for _, k, *_ in plan]))
+    xb, gb = _to_back(x, ax), _to_back(grad, ax)
+    batch_shape = xb.shape[: x.ndim - len(ax)]
+    gx = np.zeros(xb.shape, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for b in itertools.product(*(range(n) for n in batch_shape)):
+            for o in _windows(plan):
+                g = float(gb[b + o])
+                inside = [pos for pos in _taps(plan, o) if _inside(plan, pos)]
+                values = [np.float64(xb[b + pos]) for pos in inside]
+                if p == np.inf:
+                    _, at = _first_max((abs(v), i) for i, v in enumerate(values))
+                    v = values[at]
+                    gx[b + inside[at]] += g * (1.0 if v > 0 else -1.0 if v < 0 else 0.0)
+                    continue
+                total = sum(np.power(v, p) for v in values)
+                if total == 0:
+                    continue
+                out = np.power(total * window_taps / len(values), 1 / p)
+                for pos, v in zip(inside, values):
+                    gx[b + pos] += g * out / total * np.power(v, p - 1)
+    return _from_back(gx, ax).astype(_grad_dtype(grad))
+
+
+# --- fractional max pooling (SPEC section 2) ----------------------------------
+
+
+def ref_fractional_starts(u, length, out, k, dtype):
+    """PyTorch's generate_intervals, one operation at a time in `dtype` arithmetic:
+    alpha = (L - k) / (out - 1); start[i] = int((i + u) * alpha) - int(u * alpha);
+    the last window ends the axis."""
+    real = np.dtype(dtype).type
+    u = real(u)
+    if out == 1:
+        return [length - k]
+    alpha = real(length - k) / real(out - 1)
+    starts = [int((real(i) + u) * alpha) - int(u * alpha) for i in range(out - 1)]
+    return starts + [length - k]
+
+
+def ref_fractional_max_pool(x, kernel_size, output_size=None, output_ratio=None, *, samples,
+                            axes=None):
+    """Fractional max pooling: returns (out, indices). `samples` broadcasts to the batch
+    shape + (N,); samples[..., a] belongs to pooled axis a. The sequence runs in x's
+    float dtype (float64 for integer input)."""
+    x = np.asarray(x)
+    ax = pooled_axes(x.ndim, kernel_size, axes)
+    n = len(ax)
+    k = _as_tuple(kernel_size, n, "kernel_size")
+    lengths = [x.shape[a] for a in ax]
+    if output_size is not None:
+        outs = _as_tuple(output_size, n, "output_size")
+    else:
+        ratios = output_ratio if isinstance(output_ratio, tuple) else (output_ratio,) * n
+        outs = tuple(int(length * r) for length, r in zip(lengths, ratios))
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float64)
+    xb = _to_back(x, ax)
+    batch_shape = xb.shape[: x.ndim - n]
+    samples = np.broadcast_to(np.asarray(samples), batch_shape + (n,))
+    out = np.zeros(batch_shape + outs, dtype=x.dtype)
+    idx = np.zeros(batch_shape + outs, dtype=np.int64)
+    for b in itertools.product(*(range(m) for m in batch_shape)):
+        starts = [ref_fractional_starts(samples[b + (a,)], lengths[a], outs[a], k[a], dtype)
+                  for a in range(n)]
+        for o in itertools.product(*(range(m) for m in outs)):
+            ranges = [range(starts[a][o[a]], starts[a][o[a]] + k[a]) for a in range(n)]
+            candidates = []
+            for pos in itertools.product(*ranges):
+                flat = 0
+                for a in range(n):
+                    flat = flat * lengths[a] + pos[a]
+                candidates.append((xb[b + pos], flat))
+            out[b + o], idx[b + o] = _first_max(candidates)
+    return _from_back(out, ax), _from_back(idx, ax)
+
+
+# --- max-unpooling (SPEC sections 2 and 3) ------------------------------------
+
+
+def _unpool_sizes(shape, ax, k, s, padding, output_size):
+    n = len(ax)
+    if isinstance(padding, (int, np.integer)):
+        padding = (padding,) * n
+    pads = [(p, p) if isinstance(p, (int, np.integer)) else tuple(p) for p in padding]
+    if output_size is None:
+        return tuple((shape[a] - 1) * s[i] + k[i] - sum(pads[i]) for i, a in enumerate(ax))
+    output_size = tuple(output_size)
+    if len(output_size) == len(shape) and len(shape) != n:
+        return tuple(output_size[a] for a in ax)
+    return output_size
+
+
+def ref_max_unpool(x, indices, kernel_size, stride=None, padding=0, output_size=None, *,
+                   axes=None):
+    """Zeros of the unpooled shape; each value of x is added at its flat index (so
+    repeated indices sum). Default length per axis: (L - 1)*s + k - pad_before - pad_after."""
+    x, indices = np.asarray(x), np.asarray(indices)
+    ax = pooled_axes(x.ndim, kernel_size, axes)
+    n = len(ax)
+    k = _as_tuple(kernel_size, n, "kernel_size")
+    s = k if stride is None else _as_tuple(stride, n, "stride")
+    sizes = _unpool_sizes(x.shape, ax, k, s, padding, output_size)
+    xb, ib = _to_back(x, ax), _to_back(indices, ax)
+    batch_shape = xb.shape[: x.ndim - n]
+    if np.issubdtype(x.dtype, np.floating):
+        acc = np.float64
+    else:
+        acc = np.uint64 if x.dtype.kind == "u" else np.int64
+    out = np.zeros(batch_shape + sizes, dtype=acc)
+    plan = [(size,) for size in sizes]  # _unflat needs the lengths only
+    for b in itertools.product(*(range(m) for m in batch_shape)):
+        for o in itertools.product(*(range(m) for m in xb.shape[x.ndim - n:])):
+            out[b + _unflat(plan, int(ib[b + o]))] += xb[b + o]
+    return _from_back(out, ax).astype(x.dtype)
+
+
+def ref_max_unpool_backward(grad, indices, kernel_size, stride=None, padding=0,
+                            output_size=None, *, axes=None):
+    """The gather: grad_x at o is grad at the flat index indices[o]."""
+    grad, indices = np.asarray(grad), np.asarray(indices)
+    ax = pooled_axes(indices.ndim, kernel_size, axes)
+    n = len(ax)
+    gb, ib = _to_back(grad, ax), _to_back(indices, ax)
+    batch_shape = ib.shape[: indices.ndim - n]
+    plan = [(size,) for size in gb.shape[indices.ndim - n:]]
+    gx = np.zeros(ib.shape, dtype=np.float64)
+    for b in itertools.product(*(range(m) for m in batch_shape)):
+        for o in itertools.product(*(range(m) for m in ib.shape[indices.ndim - n:])):
+            gx[b + o] = gb[b + _unflat(plan, int(ib[b + o]))]
+    return _from_back(gx, ax).astype(_grad_dtype(grad))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-MODULES = ["poolnd", "poolnd.functional", "poolnd.nn"]
+MODULES = ["poolnd", "poolnd.functional", "poolnd.nn",
+           "poolnd._lp", "poolnd._fractional", "poolnd._unpool", "poolnd._adaptive"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -117,10 +117,7 @@ def _plan_cached(op, shape, kernel_size, stride, padding, dilation, ceil_mode, a
                           pad_before[i], pad_after[i], ceil_mode)
         out_lengths.append(out)
 
-    pooled = set(axes)
-    last = max(axes)
-    inner = [a for a in range(last + 1, len(shape)) if a not in pooled]
-    outer = [a for a in range(len(shape)) if a not in pooled and a not in inner]
+    perm, outer_shape, inner_shape = _layout(shape, axes)
     return PoolPlan(
         op=op,
         in_shape=shape,
@@ -132,10 +129,23 @@ def _plan_cached(op, shape, kernel_size, stride, padding, dilation, ceil_mode, a
         pad_before=pad_before,
         pad_after=pad_after,
         out_lengths=tuple(out_lengths),
-        perm=(*outer, *axes, *inner),
-        outer_shape=tuple(shape[a] for a in outer),
-        inner_shape=tuple(shape[a] for a in inner),
+        perm=perm,
+        outer_shape=outer_shape,
+        inner_shape=inner_shape,
     )
+
+
+def _layout(shape, axes):
+    """``perm`` to the kernels' layout ``(B, *L, C)``, and the shapes folded into B and C.
+
+    B gathers the batch axes before the last pooled axis, C those after it, so
+    channels-last data needs no copy.
+    """
+    pooled = set(axes)
+    inner = [a for a in range(max(axes) + 1, len(shape)) if a not in pooled]
+    outer = [a for a in range(len(shape)) if a not in pooled and a not in inner]
+    return ((*outer, *axes, *inner), tuple(shape[a] for a in outer),
+            tuple(shape[a] for a in inner))
 
 
 def check_flag(name: str, value) -> bool:
@@ -148,8 +158,11 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def _pooled_ndim(op, kernel_size, axes, n):
-    """N, the number of pooled axes: from the op's name, ``axes`` or a tuple ``kernel_size``."""
+def _pooled_ndim(op, kernel_size, axes, n, name="kernel_size"):
+    """N, the number of pooled axes: from the op's name, ``axes`` or a tuple ``kernel_size``.
+
+    ``name`` is the size argument that may fix N (``output_size`` for adaptive pooling).
+    """
     sources = []
     if n is not None:
         sources.append((n, f"{op} pools {n} axes"))
@@ -161,13 +174,13 @@ def _pooled_ndim(op, kernel_size, axes, n):
         sources.append((len(axes), f"axes={axes!r} names {len(axes)}"))
     if isinstance(kernel_size, tuple):
         if not kernel_size:
-            raise ValueError("kernel_size=() is empty: give at least one window length")
-        sources.append((len(kernel_size), f"kernel_size={kernel_size!r} has {len(kernel_size)}"))
+            raise ValueError(f"{name}=() is empty: give at least one length")
+        sources.append((len(kernel_size), f"{name}={kernel_size!r} has {len(kernel_size)}"))
     if not sources:
         hint = "" if op.endswith("_backward") else f", or call {op}2d"
         raise ValueError(
-            f"{op}: kernel_size={kernel_size!r} does not say how many axes to pool; pass a "
-            f"tuple such as kernel_size=({kernel_size}, {kernel_size}), or axes=(-2, -1){hint}"
+            f"{op}: {name}={kernel_size!r} does not say how many axes to pool; pass a "
+            f"tuple such as {name}=({kernel_size}, {kernel_size}), or axes=(-2, -1){hint}"
         )
     ndim = sources[0][0]
     for count, said in sources[1:]:
@@ -301,3 +314,353 @@ def _first_empty_window(length, k, s, d, before, out):
             return int(np.argmin(holds))
     first_past_end = -(-(length + before) // s)  # first window with start >= length
     return first_past_end if first_past_end < out else None
+
+
+# --------------------------------------------------------------------------- adaptive pooling
+
+
+@dataclass(frozen=True)
+class AdaptivePlan:
+    """Where every window of one adaptive pooling call sits (PyTorch's windows).
+
+    Window ``i`` of pooled axis ``a`` covers positions ``starts[a][i]`` up to
+    ``ends[a][i]`` (excluded); a window is the product of its intervals. The
+    layout fields are those of :class:`PoolPlan`.
+    """
+
+    op: str
+    in_shape: tuple[int, ...]
+    axes: tuple[int, ...]
+    lengths: tuple[int, ...]
+    out_lengths: tuple[int, ...]
+    starts: tuple[tuple[int, ...], ...]
+    ends: tuple[tuple[int, ...], ...]
+    perm: tuple[int, ...]
+    outer_shape: tuple[int, ...]
+    inner_shape: tuple[int, ...]
+
+    ndim = PoolPlan.ndim
+    out_shape = PoolPlan.out_shape
+    canonical_in = PoolPlan.canonical_in
+
+
+def plan_adaptive(op: str, shape: tuple[int, ...], output_size, axes=None,
+                  n: int | None = None) -> AdaptivePlan:
+    """Check the arguments of an adaptive pooling call and return its plan.
+
+    N comes from ``n`` (the op's name), ``axes`` or a tuple ``output_size``, as
+    in :func:`plan_pool`; ``None`` in ``output_size`` keeps that axis's length.
+    """
+    return _plan_adaptive_cached(op, tuple(int(s) for s in shape), _freeze(output_size),
+                                 _freeze(axes), n)
+
+
+@lru_cache(maxsize=512)
+def _plan_adaptive_cached(op, shape, output_size, axes, n):
+    ndim_pooled = _pooled_ndim(op, output_size, axes, n, name="output_size")
+    axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
+    lengths = tuple(shape[a] for a in axes)
+    out_lengths = _output_sizes(output_size, lengths)
+    for i, (axis, length) in enumerate(zip(axes, lengths)):
+        if length == 0:
+            raise ValueError(
+                f"{op}: axis {axis} (pooled axis {i}) has length 0, so every window of "
+                f"output_size={output_size!r} would be empty"
+            )
+    starts = tuple(tuple(i * length // out for i in range(out))
+                   for length, out in zip(lengths, out_lengths))
+    # ceil((i+1)*L/O) in integers; every window holds at least one element when L >= 1
+    ends = tuple(tuple(((i + 1) * length + out - 1) // out for i in range(out))
+                 for length, out in zip(lengths, out_lengths))
+    perm, outer_shape, inner_shape = _layout(shape, axes)
+    return AdaptivePlan(op=op, in_shape=shape, axes=axes, lengths=lengths,
+                        out_lengths=out_lengths, starts=starts, ends=ends, perm=perm,
+                        outer_shape=outer_shape, inner_shape=inner_shape)
+
+
+def _output_sizes(output_size, lengths):
+    """``output_size`` (an int, or an N-tuple of ints and ``None``) as N lengths, each >= 1."""
+    ndim = len(lengths)
+    if isinstance(output_size, tuple):
+        sizes = output_size  # its length was checked with N
+    elif _is_int(output_size):
+        sizes = (output_size,) * ndim
+    else:
+        raise TypeError(
+            f"output_size must be an int or a tuple of {ndim} ints or None, got {output_size!r}"
+        )
+    out = []
+    for size, length in zip(sizes, lengths):
+        if size is None:
+            out.append(length)  # None keeps the axis as it is
+        elif not _is_int(size):
+            raise TypeError(
+                f"output_size={output_size!r}: each entry must be an int or None, got {size!r}"
+            )
+        elif size < 1:
+            raise ValueError(
+                f"output_size={output_size!r}: every size must be >= 1 (or None), got {size}"
+            )
+        else:
+            out.append(int(size))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- LP pooling
+
+
+def check_norm_type(norm_type) -> float:
+    """LP pooling's ``p``: a real number > 0 (``inf`` included), as a float."""
+    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
+        raise TypeError(f"norm_type must be a real number > 0, got {norm_type!r}")
+    p = float(norm_type)
+    if not p > 0:  # also catches NaN
+        raise ValueError(f"norm_type={norm_type!r} must be > 0 (inf for max pooling of |x|)")
+    return p
+
+
+# --------------------------------------------------------------------------- fractional pooling
+
+
+@dataclass(frozen=True)
+class FractionalPlan:
+    """Shape of one fractional max pooling call (PyTorch's ``fractional_max_pool``).
+
+    Every window spans ``kernel`` elements per axis; where they start is
+    drawn per plane from the samples (:func:`fractional_starts`). The layout
+    fields are those of :class:`PoolPlan`.
+    """
+
+    op: str
+    in_shape: tuple[int, ...]
+    axes: tuple[int, ...]
+    lengths: tuple[int, ...]
+    kernel: tuple[int, ...]
+    out_lengths: tuple[int, ...]
+    perm: tuple[int, ...]
+    outer_shape: tuple[int, ...]
+    inner_shape: tuple[int, ...]
+
+    ndim = PoolPlan.ndim
+    window_size = PoolPlan.window_size
+    out_shape = PoolPlan.out_shape
+    canonical_in = PoolPlan.canonical_in
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """The shape of the batch (non-pooled) axes, in the input's order."""
+        return (*self.outer_shape, *self.inner_shape)
+
+
+def plan_fractional(op: str, shape: tuple[int, ...], kernel_size, output_size=None,
+                    output_ratio=None, axes=None, n: int | None = None) -> FractionalPlan:
+    """Check the arguments of a fractional max pooling call and return its plan.
+
+    Exactly one of ``output_size`` and ``output_ratio`` (each in ``(0, 1)``;
+    the length is ``int(L * ratio)``, PyTorch's rule) sets the output. N comes
+    from ``n``, ``axes`` or a tuple among the sizes. Each axis needs
+    ``out + kernel - 1 <= L``.
+    """
+    return _plan_fractional_cached(op, tuple(int(s) for s in shape), _freeze(kernel_size),
+                                   _freeze(output_size), _freeze(output_ratio), _freeze(axes), n)
+
+
+@lru_cache(maxsize=512)
+def _plan_fractional_cached(op, shape, kernel_size, output_size, output_ratio, axes, n):
+    check_fractional_output(op, output_size, output_ratio)
+    name, sizes = "kernel_size", kernel_size
+    if not isinstance(kernel_size, tuple):  # a tuple output_size or output_ratio may fix N
+        for other, value in (("output_size", output_size), ("output_ratio", output_ratio)):
+            if isinstance(value, tuple):
+                name, sizes = other, value
+    ndim_pooled = _pooled_ndim(op, sizes, axes, n, name=name)
+    axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
+    lengths = tuple(shape[a] for a in axes)
+    kernel = _positive_ints("kernel_size", kernel_size, ndim_pooled)
+    if output_size is not None:
+        out_lengths = _positive_ints("output_size", output_size, ndim_pooled)
+    else:
+        out_lengths = _ratio_lengths(op, output_ratio, axes, lengths)
+    for i, (axis, length, k, out) in enumerate(zip(axes, lengths, kernel, out_lengths)):
+        if out + k - 1 > length:
+            raise ValueError(
+                f"{op}: axis {axis} (pooled axis {i}) has length {length}, too short for "
+                f"{out} windows of kernel_size {k}: output length + kernel_size - 1 must be "
+                f"<= {length}"
+            )
+    perm, outer_shape, inner_shape = _layout(shape, axes)
+    return FractionalPlan(op=op, in_shape=shape, axes=axes, lengths=lengths, kernel=kernel,
+                          out_lengths=out_lengths, perm=perm, outer_shape=outer_shape,
+                          inner_shape=inner_shape)
+
+
+def check_fractional_output(op, output_size, output_ratio) -> None:
+    """Exactly one of ``output_size`` and ``output_ratio``; every ratio a number in ``(0, 1)``.
+
+    What can be checked before the input's shape is known (layers check it
+    when they are made).
+    """
+    if (output_size is None) == (output_ratio is None):
+        given = "neither" if output_size is None else "both"
+        raise ValueError(f"{op} needs exactly one of output_size and output_ratio, got {given}")
+    if output_ratio is None:
+        return
+    ratios = output_ratio if isinstance(output_ratio, (tuple, list)) else (output_ratio,)
+    for ratio in ratios:
+        if isinstance(ratio, (bool, np.bool_)) or not isinstance(ratio, numbers.Real):
+            raise TypeError(
+                f"output_ratio must be a number or a tuple of numbers, got {output_ratio!r}"
+            )
+        if not 0 < ratio < 1:  # also catches NaN
+            raise ValueError(
+                f"output_ratio={output_ratio!r}: every ratio must lie in (0, 1), got {ratio!r}"
+            )
+
+
+def _ratio_lengths(op, output_ratio, axes, lengths):
+    """``int(L * ratio)`` per axis (ratios checked already), each length >= 1."""
+    ndim = len(lengths)
+    ratios = output_ratio if isinstance(output_ratio, tuple) else (output_ratio,) * ndim
+    if len(ratios) != ndim:
+        raise ValueError(
+            f"output_ratio={output_ratio!r} has {len(ratios)} values but {ndim} axes are pooled"
+        )
+    out = []
+    for i, (axis, length, ratio) in enumerate(zip(axes, lengths, ratios)):
+        length_out = int(length * float(ratio))
+        if length_out < 1:
+            raise ValueError(
+                f"{op}: axis {axis} (pooled axis {i}) has length {length}, and "
+                f"output_ratio {ratio!r} leaves int({length} * {ratio!r}) = 0 outputs"
+            )
+        out.append(length_out)
+    return tuple(out)
+
+
+def check_samples(samples, batch_shape: tuple[int, ...], ndim: int) -> np.ndarray:
+    """``samples`` broadcast to ``batch_shape + (N,)``, every value in ``[0, 1)``."""
+    arr = np.asarray(samples)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"samples must hold real numbers in [0, 1), got dtype {arr.dtype}")
+    want = (*batch_shape, ndim)
+    try:
+        arr = np.broadcast_to(arr, want)
+    except ValueError:
+        raise ValueError(
+            f"samples of shape {arr.shape} do not broadcast to {want}: the batch axes of the "
+            f"input, then one sample per pooled axis"
+        ) from None
+    if arr.size:
+        low, high = arr.min(), arr.max()
+        if not (low >= 0 and high < 1):  # NaN fails both
+            raise ValueError(f"samples must lie in [0, 1), got values from {low} to {high}")
+    return arr
+
+
+def fractional_starts(samples: np.ndarray, plan: FractionalPlan) -> list[np.ndarray]:
+    """Per pooled axis, the start of every window of every plane: ``(planes, out)`` int64.
+
+    PyTorch's sequence (``generate_intervals``), in the arithmetic of
+    ``samples.dtype`` as PyTorch computes it in the input's dtype:
+    ``alpha = (L - k) / (out - 1)``, ``start[i] = int((i + u) * alpha) -
+    int(u * alpha)``, and the last window ends the axis. ``samples`` is
+    ``(planes, N)``; column ``a`` belongs to pooled axis ``a``.
+    """
+    real = samples.dtype.type
+    starts = []
+    for a, (length, k, out) in enumerate(zip(plan.lengths, plan.kernel, plan.out_lengths)):
+        u = samples[:, a]
+        start = np.empty((u.shape[0], out), np.int64)
+        if out > 1:
+            alpha = real(length - k) / real(out - 1)
+            i = np.arange(out - 1).astype(samples.dtype)  # the int converts to the float type
+            start[:, :-1] = (((i + u[:, None]) * alpha).astype(np.int64)
+                             - (u * alpha).astype(np.int64)[:, None])
+        start[:, -1] = length - k
+        if start.size and (start.min() < 0 or start.max() > length - k):
+            # only reachable when the float type is too coarse for the axis (float16)
+            raise ValueError(
+                f"{plan.op}: samples put a window of axis {plan.axes[a]} outside its length "
+                f"{length} (window starts from {start.min()} to {start.max()})"
+            )
+        starts.append(start)
+    return starts
+
+
+# --------------------------------------------------------------------------- max-unpooling
+
+
+def plan_unpool(op: str, shape: tuple[int, ...], kernel_size, stride=None, padding=0,
+                output_size=None, axes=None, n: int | None = None) -> PoolPlan:
+    """Check the arguments of a max-unpooling call and return its plan.
+
+    The plan is that of the max pooling the call inverts: its input
+    (``in_shape``, ``lengths``) is the unpooled output and its output
+    (``out_shape``, ``out_lengths``) is ``shape``, the array being unpooled.
+    Each unpooled length is PyTorch's ``(L - 1)*s + k - pad_before - pad_after``
+    unless ``output_size`` (N lengths, or the whole shape) says otherwise,
+    within ``stride`` of it either way.
+    """
+    return _plan_unpool_cached(op, tuple(int(s) for s in shape), _freeze(kernel_size),
+                               _freeze(stride), _freeze(padding), _freeze(output_size),
+                               _freeze(axes), n)
+
+
+@lru_cache(maxsize=512)
+def _plan_unpool_cached(op, shape, kernel_size, stride, padding, output_size, axes, n):
+    ndim_pooled = _pooled_ndim(op, kernel_size, axes, n)
+    axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
+    lengths = tuple(shape[a] for a in axes)
+    kernel = _positive_ints("kernel_size", kernel_size, ndim_pooled)
+    stride = kernel if stride is None else _positive_ints("stride", stride, ndim_pooled)
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding={padding!r} needs the pooled input's length; give "
+                         f"numeric padding, or output_size")
+    ones = (1,) * ndim_pooled
+    before, after = _padding(padding, lengths, kernel, stride, ones)
+    default = tuple((length - 1) * s + k - b - a
+                    for length, k, s, b, a in zip(lengths, kernel, stride, before, after))
+    sizes = default if output_size is None else _unpool_sizes(op, output_size, shape, axes)
+    for i, (axis, length) in enumerate(zip(axes, lengths)):
+        if length < 1:
+            raise ValueError(f"{op}: axis {axis} (pooled axis {i}) has length 0: nothing to "
+                             f"unpool")
+        low, high = default[i] - stride[i], default[i] + stride[i]
+        if output_size is not None and not low < sizes[i] < high:
+            raise ValueError(
+                f"{op}: output_size={output_size!r}: axis {axis} (pooled axis {i}) must have "
+                f"a length between {low} and {high} (exclusive), got {sizes[i]}"
+            )
+        if sizes[i] < 1:
+            raise ValueError(
+                f"{op}: axis {axis} (pooled axis {i}) of length {length} unpools to length "
+                f"{sizes[i]} with kernel_size {kernel[i]}, stride {stride[i]}, padding "
+                f"({before[i]}, {after[i]}); the output would be empty"
+            )
+    unpooled = list(shape)
+    for axis, size in zip(axes, sizes):
+        unpooled[axis] = size
+    perm, outer_shape, inner_shape = _layout(shape, axes)
+    return PoolPlan(op=op, in_shape=tuple(unpooled), axes=axes, lengths=sizes, kernel=kernel,
+                    stride=stride, dilation=ones, pad_before=before, pad_after=after,
+                    out_lengths=lengths, perm=perm, outer_shape=outer_shape,
+                    inner_shape=inner_shape)
+
+
+def _unpool_sizes(op, output_size, shape, axes):
+    """N unpooled lengths from ``output_size``: N lengths, or a whole shape (batch axes kept)."""
+    ndim = len(axes)
+    if isinstance(output_size, tuple) and len(output_size) == len(shape) != ndim:
+        for a, (want, have) in enumerate(zip(output_size, shape)):
+            if a not in axes and want != have:
+                raise ValueError(
+                    f"{op}: output_size={output_size!r} gives axis {a} length {want}, but the "
+                    f"input's batch axis {a} has length {have}"
+                )
+        output_size = tuple(output_size[a] for a in axes)
+    elif isinstance(output_size, tuple) and len(output_size) != ndim:
+        raise ValueError(
+            f"output_size={output_size!r} has {len(output_size)} values: give {ndim} (the pooled "
+            f"axes) or {len(shape)} (the whole shape)"
+        )
+    return _ints("output_size", output_size, ndim)

@@ -163,6 +163,22 @@ def _numpy_avg(kernel: int, stride: int, padding: int = 0) -> Maker:
     return make
 
 
+def _poolnd_unpool(kernel: int) -> Maker:
+    """Unpooling of the input's own max pooling (made beforehand, not timed)."""
+    def make(lib: Any, x: np.ndarray) -> Runner:
+        pooled, indices = lib.max_pool2d(x, kernel, return_indices=True)
+        return partial(lib.max_unpool2d, pooled, indices, kernel)
+    return make
+
+
+def _torch_unpool(kernel: int) -> Maker:
+    def make(torch: Any, t: Any) -> Runner:
+        functional = torch.nn.functional
+        pooled, indices = functional.max_pool2d(t, kernel, return_indices=True)
+        return partial(functional.max_unpool2d, pooled, indices, kernel)
+    return make
+
+
 def _nhwc_as_nchw(t: Any) -> Any:
     return t.permute(0, 3, 1, 2)
 
@@ -189,6 +205,8 @@ def max2d_case(name: str, shape: tuple[int, ...], kernel: int, stride: int, padd
 def cases(quick: bool = False) -> list[Case]:
     """The benchmark's cases; ``quick`` shrinks the inputs."""
     nchw = QUICK_NCHW if quick else NCHW
+    # the rest of the family, on feature maps of a ResNet's first block
+    maps = (2, 64, 56, 56) if quick else (32, 64, 56, 56)
     return [
         max2d_case("max_pool2d k2 s2", nchw, 2, 2),
         max2d_case("max_pool2d k3 s2 p1", nchw, 3, 2, 1),
@@ -224,6 +242,29 @@ def cases(quick: bool = False) -> list[Case]:
              torch=_torch_op("max_pool2d", 15, 1, 7), numpy=_numpy_max(15, 1, 7)),
         max2d_case("max_pool2d k3 s2 p1 float64", nchw, 3, 2, 1, dtype="float64"),
         max2d_case("max_pool2d k3 s2 p1 uint8", nchw, 3, 2, 1, dtype="uint8"),
+        Case("adaptive_max_pool2d 7x7", maps, "float32",
+             poolnd=_call(poolnd.adaptive_max_pool2d, 7),
+             torch=_torch_op("adaptive_max_pool2d", 7)),
+        Case("adaptive_max_pool2d 7x7 +indices", maps, "float32",
+             poolnd=_call(poolnd.adaptive_max_pool2d, 7, True),
+             torch=_torch_op("adaptive_max_pool2d", 7, True)),
+        Case("adaptive_avg_pool2d 7x7", maps, "float32",
+             poolnd=_call(poolnd.adaptive_avg_pool2d, 7),
+             torch=_torch_op("adaptive_avg_pool2d", 7)),
+        Case("global average: adaptive_avg_pool2d 1", maps, "float32",
+             poolnd=_call(poolnd.adaptive_avg_pool2d, 1),
+             torch=_torch_op("adaptive_avg_pool2d", 1),
+             numpy=lambda lib, x: partial(np.mean, x, axis=(-2, -1), keepdims=True)),
+        Case("AdaptiveMaxPool2d 7x7 fwd+bwd", maps, "float32",
+             poolnd=_poolnd_layer_step(poolnd.nn.AdaptiveMaxPool2d, 7),
+             torch=_torch_layer_step("AdaptiveMaxPool2d", 7)),
+        Case("lp_pool2d p2 k2", maps, "float32",
+             poolnd=_call(poolnd.lp_pool2d, 2, 2), torch=_torch_op("lp_pool2d", 2, 2)),
+        Case("fractional_max_pool2d k2 ratio 0.5", maps, "float32",
+             poolnd=_call(poolnd.fractional_max_pool2d, 2, output_ratio=0.5),
+             torch=_torch_op("fractional_max_pool2d", 2, output_ratio=(0.5, 0.5))),
+        Case("max_unpool2d k2", maps, "float32", poolnd=_poolnd_unpool(2),
+             torch=_torch_unpool(2)),
     ]
 
 

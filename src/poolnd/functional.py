@@ -20,16 +20,40 @@ from ._kernels.avg import avg_pool_backward as _avg_backward_kernel
 from ._kernels.running import running_pool as _running_pool
 
 __all__ = [
+    "adaptive_avg_pool",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_avg_pool_backward",
+    "adaptive_max_pool",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+    "adaptive_max_pool_backward",
     "avg_pool",
     "avg_pool1d",
     "avg_pool2d",
     "avg_pool3d",
     "avg_pool_backward",
+    "fractional_max_pool",
+    "fractional_max_pool2d",
+    "fractional_max_pool3d",
+    "fractional_max_pool_backward",
+    "lp_pool",
+    "lp_pool1d",
+    "lp_pool2d",
+    "lp_pool3d",
+    "lp_pool_backward",
     "max_pool",
     "max_pool1d",
     "max_pool2d",
     "max_pool3d",
     "max_pool_backward",
+    "max_unpool",
+    "max_unpool1d",
+    "max_unpool2d",
+    "max_unpool3d",
+    "max_unpool_backward",
 ]
 
 _NAN_POLICIES = ("propagate", "omit")
@@ -624,6 +648,14 @@ def _avg_pool_backward(grad_output, input_shape, kernel_size, stride, padding, d
 # --------------------------------------------------------------------------- 1d/2d/3d names
 
 
+def _pytorch_named(fn, name: str, n: int, what: str, full: str, note: str = ""):
+    """``fn``, the wrapper for N = ``n``, named as in PyTorch, its doc pointing at ``full``."""
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = (f"{what} over the last {n} axes (or ``axes``), in PyTorch's argument order."
+                  f"\n\nSee :func:`{full}` for the arguments{note}.")
+    return fn
+
+
 def _max_pool_fixed(n: int):
     name = f"max_pool{n}d"
 
@@ -632,12 +664,7 @@ def _max_pool_fixed(n: int):
         return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes,
                          return_indices, nan_policy, op=name, n=n)
 
-    pool.__name__ = pool.__qualname__ = name
-    pool.__doc__ = (
-        f"Max pooling over the last {n} axes (or ``axes``), in PyTorch's argument order.\n\n"
-        f"See :func:`max_pool` for the arguments."
-    )
-    return pool
+    return _pytorch_named(pool, name, n, "Max pooling", "max_pool")
 
 
 def _avg_pool_fixed(n: int):
@@ -648,13 +675,36 @@ def _avg_pool_fixed(n: int):
         return _avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode,
                          count_include_pad, divisor_override, axes, dtype, op=name, n=n)
 
-    pool.__name__ = pool.__qualname__ = name
-    pool.__doc__ = (
-        f"Average pooling over the last {n} axes (or ``axes``), in PyTorch's argument "
-        f"order.\n\nSee :func:`avg_pool` for the arguments."
-    )
-    return pool
+    return _pytorch_named(pool, name, n, "Average pooling", "avg_pool")
 
 
 max_pool1d, max_pool2d, max_pool3d = (_max_pool_fixed(n) for n in (1, 2, 3))
 avg_pool1d, avg_pool2d, avg_pool3d = (_avg_pool_fixed(n) for n in (1, 2, 3))
+
+# Adaptive pooling lives in its own module, which builds on the helpers above.
+from ._adaptive import (  # noqa: E402
+    adaptive_avg_pool,
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool3d,
+    adaptive_avg_pool_backward,
+    adaptive_max_pool,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    adaptive_max_pool3d,
+    adaptive_max_pool_backward,
+)
+from ._fractional import (  # noqa: E402
+    fractional_max_pool,
+    fractional_max_pool2d,
+    fractional_max_pool3d,
+    fractional_max_pool_backward,
+)
+from ._lp import lp_pool, lp_pool1d, lp_pool2d, lp_pool3d, lp_pool_backward  # noqa: E402
+from ._unpool import (  # noqa: E402
+    max_unpool,
+    max_unpool1d,
+    max_unpool2d,
+    max_unpool3d,
+    max_unpool_backward,
+)

@@ -18,10 +18,30 @@ array([[0., 0., 0., 0.],
 
 from __future__ import annotations
 
-from ._geometry import check_flag, plan_pool
+import numpy as np
+
+from ._adaptive import (
+    _adaptive_avg_backward_planned,
+    _adaptive_avg_planned,
+    _adaptive_max_backward_window,
+    _adaptive_max_planned,
+)
+from ._fractional import _fractional_backward_window, _fractional_planned, _samples
+from ._geometry import (
+    check_flag,
+    check_fractional_output,
+    check_norm_type,
+    plan_adaptive,
+    plan_fractional,
+    plan_pool,
+    plan_unpool,
+)
+from ._lp import _lp_layer_backward, _lp_layer_forward
+from ._unpool import _max_unpool_planned, _unpool_backward_planned
 from .functional import (
     _NAN_POLICIES,
     FLAT_INDEX,
+    WINDOW_POSITION,
     _as_real_array,
     _avg_backward_planned,
     _avg_pool_planned,
@@ -35,14 +55,33 @@ from .functional import (
 )
 
 __all__ = [
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d",
+    "AdaptiveAvgPoolNd",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool3d",
+    "AdaptiveMaxPoolNd",
     "AvgPool1d",
     "AvgPool2d",
     "AvgPool3d",
     "AvgPoolNd",
+    "FractionalMaxPool2d",
+    "FractionalMaxPool3d",
+    "FractionalMaxPoolNd",
+    "LPPool1d",
+    "LPPool2d",
+    "LPPool3d",
+    "LPPoolNd",
     "MaxPool1d",
     "MaxPool2d",
     "MaxPool3d",
     "MaxPoolNd",
+    "MaxUnpool1d",
+    "MaxUnpool2d",
+    "MaxUnpool3d",
+    "MaxUnpoolNd",
 ]
 
 
@@ -53,12 +92,7 @@ class _Pool:
     _op = "pool"
 
     def __init__(self, kernel_size, stride, padding, dilation, ceil_mode, axes, channels_last):
-        channels_last = check_flag("channels_last", channels_last)
-        if channels_last:
-            if axes is not None:
-                raise ValueError(f"give axes={axes!r} or channels_last=True, not both")
-            n = self._n if self._n is not None else _count_axes(kernel_size)
-            axes = tuple(range(-n - 1, -1))
+        axes = self._axes_from(axes, channels_last, kernel_size)
         self.kernel_size = kernel_size
         self.stride = stride
         self.padding = padding
@@ -66,6 +100,15 @@ class _Pool:
         self.ceil_mode = check_flag("ceil_mode", ceil_mode)
         self.axes = axes
         self._plan = None
+
+    def _axes_from(self, axes, channels_last, size, name="kernel_size"):
+        """``axes``, or with ``channels_last=True`` the N axes just before the last."""
+        if not check_flag("channels_last", channels_last):
+            return axes
+        if axes is not None:
+            raise ValueError(f"give axes={axes!r} or channels_last=True, not both")
+        n = self._n if self._n is not None else _count_axes(size, name)
+        return tuple(range(-n - 1, -1))
 
     def _plan_for(self, x):
         return plan_pool(self._op, x.shape, self.kernel_size, self.stride, self.padding,
@@ -96,16 +139,40 @@ class _Pool:
         return f"{type(self).__name__}({text})"
 
 
-def _count_axes(kernel_size) -> int:
-    if isinstance(kernel_size, (tuple, list)):
-        return len(kernel_size)
+def _count_axes(size, name="kernel_size") -> int:
+    if isinstance(size, (tuple, list)):
+        return len(size)
     raise ValueError(
-        f"channels_last=True with kernel_size={kernel_size!r} does not say how many axes to "
-        f"pool; pass a tuple kernel_size or use a layer such as MaxPool2d"
+        f"channels_last=True with {name}={size!r} does not say how many axes to "
+        f"pool; pass a tuple {name} or use a layer such as MaxPool2d"
     )
 
 
-class MaxPoolNd(_Pool):
+class _MaxLayer:
+    """What max layers share: the NaN rule, and PyTorch's indices or compact positions."""
+
+    def _keep_maxima(self, return_indices, nan_policy):
+        self.return_indices = check_flag("return_indices", return_indices)
+        _check_choice("nan_policy", nan_policy, _NAN_POLICIES)
+        self.nan_policy = nan_policy
+        self._positions = None  # window positions, or flat indices when they were returned
+
+    def backward(self, grad_output):
+        plan = self._last_plan()
+        if self.return_indices:
+            return _scatter_flat(_check_grad(grad_output, plan), self._positions, plan)
+        return self._backward_from_window(grad_output, self._positions, plan)
+
+    def _arguments(self):
+        arguments = super()._arguments()
+        if self.return_indices:
+            arguments["return_indices"] = True
+        if self.nan_policy != "propagate":
+            arguments["nan_policy"] = self.nan_policy
+        return arguments
+
+
+class MaxPoolNd(_MaxLayer, _Pool):
     """Max pooling over N axes (N from a tuple ``kernel_size`` or ``axes``).
 
     Arguments as :func:`poolnd.max_pool`, in PyTorch's ``MaxPool2d`` order, plus
@@ -118,10 +185,7 @@ class MaxPoolNd(_Pool):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False, *, axes=None, channels_last=False, nan_policy="propagate"):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode, axes, channels_last)
-        self.return_indices = check_flag("return_indices", return_indices)
-        _check_choice("nan_policy", nan_policy, _NAN_POLICIES)
-        self.nan_policy = nan_policy
-        self._positions = None  # window positions, or flat indices when they were returned
+        self._keep_maxima(return_indices, nan_policy)
 
     def forward(self, x):
         x = _as_real_array(x, "x")
@@ -134,19 +198,7 @@ class MaxPoolNd(_Pool):
         self._plan, self._positions = plan, positions
         return (out, positions) if self.return_indices else out
 
-    def backward(self, grad_output):
-        plan = self._last_plan()
-        if self.return_indices:
-            return _scatter_flat(_check_grad(grad_output, plan), self._positions, plan)
-        return _max_backward_from_window(grad_output, self._positions, plan)
-
-    def _arguments(self):
-        arguments = super()._arguments()
-        if self.return_indices:
-            arguments["return_indices"] = True
-        if self.nan_policy != "propagate":
-            arguments["nan_policy"] = self.nan_policy
-        return arguments
+    _backward_from_window = staticmethod(_max_backward_from_window)
 
 
 class AvgPoolNd(_Pool):
@@ -200,3 +252,211 @@ def _fixed(base, n: int):
 
 MaxPool1d, MaxPool2d, MaxPool3d = (_fixed(MaxPoolNd, n) for n in (1, 2, 3))
 AvgPool1d, AvgPool2d, AvgPool3d = (_fixed(AvgPoolNd, n) for n in (1, 2, 3))
+
+
+# --------------------------------------------------------------------------- LP, fractional, unpool
+
+
+class LPPoolNd(_Pool):
+    """LP pooling over N axes (N from a tuple ``kernel_size`` or ``axes``).
+
+    Arguments as :func:`poolnd.lp_pool`, in PyTorch's ``LPPool2d`` order, plus
+    ``axes=`` or ``channels_last=True``. Keeps the input (as the kernels see it:
+    a view when no copy was needed) and one factor per window; for
+    ``norm_type=inf`` the window positions of the maxima and their signs.
+    """
+
+    _op = "LPPoolNd"
+
+    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False, *, axes=None,
+                 channels_last=False):
+        super().__init__(kernel_size, stride, 0, 1, ceil_mode, axes, channels_last)
+        self._p = check_norm_type(norm_type)
+        self.norm_type = norm_type
+        self._state = None
+
+    def forward(self, x):
+        x = _as_real_array(x, "x")
+        plan = self._plan_for(x)
+        out, state = _lp_layer_forward(x, plan, self._p)
+        self._plan, self._state = plan, state
+        return out
+
+    def backward(self, grad_output):
+        plan = self._last_plan()
+        return _lp_layer_backward(grad_output, self._state, plan, self._p)
+
+    def _arguments(self):
+        return {"norm_type": self.norm_type, "kernel_size": self.kernel_size,
+                "stride": self.stride, "ceil_mode": self.ceil_mode}
+
+
+class FractionalMaxPoolNd(_Pool):
+    """Fractional max pooling over N axes (N from a tuple size or ``axes``).
+
+    Arguments as :func:`poolnd.fractional_max_pool`, in PyTorch's
+    ``FractionalMaxPool2d`` order, plus ``axes=`` or ``channels_last=True``.
+    Every ``forward`` draws new samples from ``rng`` unless ``samples`` fixes
+    them (PyTorch's ``_random_samples``, in poolnd's layout: see
+    :func:`poolnd.fractional_max_pool`). Keeps each maximum's position in its
+    window and the windows' starts (flat indices beyond three axes).
+    """
+
+    _op = "FractionalMaxPoolNd"
+
+    def __init__(self, kernel_size, output_size=None, output_ratio=None, return_indices=False,
+                 *, axes=None, channels_last=False, samples=None, rng=None):
+        super().__init__(kernel_size, None, 0, 1, False, axes, channels_last)
+        check_fractional_output(self._op, output_size, output_ratio)
+        if samples is not None and rng is not None:
+            raise ValueError("give samples or rng, not both")
+        self.output_size = output_size
+        self.output_ratio = output_ratio
+        self.return_indices = check_flag("return_indices", return_indices)
+        self.samples = samples
+        self._rng = None if samples is not None else np.random.default_rng(rng)
+        self._positions = self._starts = None
+
+    def _plan_for(self, x):
+        return plan_fractional(self._op, x.shape, self.kernel_size, self.output_size,
+                               self.output_ratio, self.axes, self._n)
+
+    def forward(self, x):
+        x = _as_real_array(x, "x")
+        plan = self._plan_for(x)
+        samples = _samples(plan, x.dtype, self.samples, self._rng)
+        flat = self.return_indices or plan.ndim > 3
+        kind = FLAT_INDEX if flat else WINDOW_POSITION
+        out, positions, starts = _fractional_planned(x, plan, samples, kind)
+        self._plan, self._positions, self._starts = plan, positions, None if flat else starts
+        return (out, positions) if self.return_indices else out
+
+    def backward(self, grad_output):
+        plan = self._last_plan()
+        if self._starts is None:  # flat indices
+            return _scatter_flat(_check_grad(grad_output, plan), self._positions, plan)
+        return _fractional_backward_window(grad_output, self._positions, self._starts, plan)
+
+    def _arguments(self):
+        arguments = {"kernel_size": self.kernel_size}
+        if self.output_size is not None:
+            arguments["output_size"] = self.output_size
+        else:
+            arguments["output_ratio"] = self.output_ratio
+        if self.return_indices:
+            arguments["return_indices"] = True
+        return arguments
+
+
+class MaxUnpoolNd(_Pool):
+    """Max-unpooling over N axes (N from a tuple ``kernel_size`` or ``axes``).
+
+    Arguments as :func:`poolnd.max_unpool`, in PyTorch's ``MaxUnpool2d`` order,
+    plus ``axes=`` or ``channels_last=True``; ``layer(x, indices, output_size=None)``.
+    ``backward(grad)`` returns the gradient with respect to ``x`` (it keeps the indices).
+    """
+
+    _op = "MaxUnpoolNd"
+
+    def __init__(self, kernel_size, stride=None, padding=0, *, axes=None, channels_last=False):
+        super().__init__(kernel_size, stride, padding, 1, False, axes, channels_last)
+        self._indices = None
+
+    def __call__(self, x, indices, output_size=None):
+        return self.forward(x, indices, output_size)
+
+    def forward(self, x, indices, output_size=None):
+        x = _as_real_array(x, "x")
+        plan = plan_unpool(self._op, x.shape, self.kernel_size, self.stride, self.padding,
+                           output_size, self.axes, self._n)
+        out, indices = _max_unpool_planned(x, indices, plan)
+        self._plan, self._indices = plan, indices
+        return out
+
+    def backward(self, grad_output):
+        plan = self._last_plan()
+        return _unpool_backward_planned(grad_output, self._indices, plan)
+
+    def _arguments(self):
+        return {"kernel_size": self.kernel_size,
+                "stride": self.stride if self.stride is not None else self.kernel_size,
+                "padding": self.padding}
+
+
+LPPool1d, LPPool2d, LPPool3d = (_fixed(LPPoolNd, n) for n in (1, 2, 3))
+FractionalMaxPool2d, FractionalMaxPool3d = (_fixed(FractionalMaxPoolNd, n) for n in (2, 3))
+MaxUnpool1d, MaxUnpool2d, MaxUnpool3d = (_fixed(MaxUnpoolNd, n) for n in (1, 2, 3))
+
+
+# --------------------------------------------------------------------------- adaptive pooling
+
+
+class _AdaptivePool(_Pool):
+    """What the adaptive layers share: an output size instead of window arguments."""
+
+    def __init__(self, output_size, axes, channels_last):  # no kernel, stride, padding
+        self.output_size = output_size
+        self.axes = self._axes_from(axes, channels_last, output_size, "output_size")
+        self._plan = None
+
+    def _plan_for(self, x):
+        return plan_adaptive(self._op, x.shape, self.output_size, self.axes, self._n)
+
+    def _arguments(self):
+        return {"output_size": self.output_size}
+
+
+class AdaptiveMaxPoolNd(_MaxLayer, _AdaptivePool):
+    """Adaptive max pooling over N axes (N from a tuple ``output_size`` or ``axes``).
+
+    Arguments as :func:`poolnd.adaptive_max_pool`, in PyTorch's ``AdaptiveMaxPool2d``
+    order, plus ``axes=`` or ``channels_last=True``. Keeps the position of each
+    maximum inside its window, as per-axis offsets in bit fields (one byte for
+    windows up to 16 x 16); int64 flat indices with ``return_indices=True``.
+    """
+
+    _op = "AdaptiveMaxPoolNd"
+
+    def __init__(self, output_size, return_indices=False, *, axes=None, channels_last=False,
+                 nan_policy="propagate"):
+        super().__init__(output_size, axes, channels_last)
+        self._keep_maxima(return_indices, nan_policy)
+
+    def forward(self, x):
+        x = _as_real_array(x, "x")
+        plan = self._plan_for(x)
+        kind = FLAT_INDEX if self.return_indices else WINDOW_POSITION
+        out, positions = _adaptive_max_planned(x, plan, kind, self.nan_policy == "omit")
+        self._plan, self._positions = plan, positions
+        return (out, positions) if self.return_indices else out
+
+    _backward_from_window = staticmethod(_adaptive_max_backward_window)
+
+
+class AdaptiveAvgPoolNd(_AdaptivePool):
+    """Adaptive average pooling over N axes (N from a tuple ``output_size`` or ``axes``).
+
+    Arguments as :func:`poolnd.adaptive_avg_pool` plus ``axes=`` or
+    ``channels_last=True``. Keeps only the plan of its last call.
+    """
+
+    _op = "AdaptiveAvgPoolNd"
+
+    def __init__(self, output_size, *, axes=None, channels_last=False):
+        super().__init__(output_size, axes, channels_last)
+
+    def forward(self, x):
+        x = _as_real_array(x, "x")
+        plan = self._plan_for(x)
+        out = _adaptive_avg_planned(x, plan)
+        self._plan = plan
+        return out
+
+    def backward(self, grad_output):
+        return _adaptive_avg_backward_planned(grad_output, self._last_plan())
+
+
+AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d = (
+    _fixed(AdaptiveMaxPoolNd, n) for n in (1, 2, 3))
+AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d = (
+    _fixed(AdaptiveAvgPoolNd, n) for n in (1, 2, 3))

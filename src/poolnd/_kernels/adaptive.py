@@ -1,0 +1,275 @@
+"""Adaptive pooling: PyTorch's windows, ``start = (i*L)//O``, ``end = ceil((i+1)*L/O)``.
+
+Arrays come as rows: ``x`` is ``(B, D, H, W*C)`` and ``out`` ``(B, OD, OH, OW*C)``,
+the inner batch axis ``C`` beside ``W`` (channels-last data is read in place).
+``starts[a][i]`` and ``ends[a][i]`` bound window ``i`` on pooled axis ``a``
+(0: D, 1: H, 2: W); a window is the product of its three intervals. The
+caller checks everything, so kernels trust their arguments.
+
+Forward jobs are output rows ``(b, od, oh)``; backward jobs are planes ``b``
+(windows may overlap within a plane, so a plane is walked by one thread).
+Every kernel takes the range of jobs it does, last.
+"""
+
+import numpy as np
+from numba import njit
+
+# Taps summed in the input's own float type before the sum moves to float64.
+_BLOCK = 4096
+
+
+@njit(inline="always")
+def _job_row(job, OD, OH):
+    """Output row ``(b, od, oh)`` of job number ``job``."""
+    b, rest = divmod(job, OD * OH)
+    od, oh = divmod(rest, OH)
+    return b, od, oh
+
+
+# --------------------------------------------------------------------------- average
+
+
+@njit(nogil=True, cache=True)
+def adaptive_avg_forward(x, out, C, starts, ends, job_lo, job_hi):
+    """Window means, summed in float64.
+
+    The window's input rows are added up first, one vector add per row for
+    all windows of the output row at once; then each window sums its columns
+    of that row. Separating the two keeps the long loop free of dependencies.
+    """
+    WC = x.shape[3]
+    OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
+    row = np.empty(WC, np.float64)
+    for job in range(job_lo, job_hi):
+        b, od, oh = _job_row(job, OD, OH)
+        d0, d1 = starts[0][od], ends[0][od]
+        h0, h1 = starts[1][oh], ends[1][oh]
+        row[:] = 0.0
+        for i_d in range(d0, d1):
+            for i_h in range(h0, h1):
+                x_row = x[b, i_d, i_h]
+                for j in range(WC):
+                    row[j] += x_row[j]
+        n_rows = (d1 - d0) * (h1 - h0)
+        for ow in range(OW):
+            w0, w1 = starts[2][ow], ends[2][ow]
+            count = n_rows * (w1 - w0)
+            for c in range(C):
+                total = 0.0
+                for i_w in range(w0, w1):
+                    total += row[i_w * C + c]
+                out[b, od, oh, ow * C + c] = total / count
+
+
+@njit(nogil=True, cache=True)
+def adaptive_avg_global(x, out, C, job_lo, job_hi):
+    """Global means: ``x`` is ``(B, P*C)``, every pooled axis folded into ``P``; ``out``
+    is ``(B, C)``.
+
+    One channel (NCHW) sums a contiguous run, in blocks; several channels
+    add whole rows of ``C`` at once, which vectorises by itself.
+    """
+    P = x.shape[1] // C
+    acc = np.empty(C, np.float64)
+    for b in range(job_lo, job_hi):
+        if C == 1:
+            run = x[b]
+            total = 0.0
+            for lo in range(0, P, _BLOCK):
+                total += _block_sum(run[lo:lo + _BLOCK])
+            out[b, 0] = total / P
+            continue
+        acc[:] = 0.0
+        plane = x[b].reshape(P, C)
+        for p in range(P):
+            for c in range(C):
+                acc[c] += plane[p, c]
+        for c in range(C):
+            out[b, c] = acc[c] / P
+
+
+@njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _block_sum(run):
+    """Sum of a short run in its own float type (float64 sums of blocks keep it exact enough).
+
+    Reassociation (only; NaN and inf keep their meaning) lets the compiler
+    keep several partial sums in vector registers, so this runs at the speed
+    of the memory instead of one add latency per element.
+    """
+    total = run[0]
+    for i in range(1, run.size):
+        total += run[i]
+    return total
+
+
+@njit(nogil=True, cache=True)
+def adaptive_avg_backward(grad_out, grad_in, C, starts, ends, b_lo, b_hi):
+    """Give every input element ``grad / count`` of each window that holds it.
+
+    The adjoint of the forward, step by step: spread the output row's shares
+    over one input row, then add that row to every input row of the window.
+    """
+    WC = grad_in.shape[3]
+    OD, OH, OW = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3] // C
+    row = np.empty(WC, np.float64)
+    for b in range(b_lo, b_hi):
+        for od in range(OD):
+            d0, d1 = starts[0][od], ends[0][od]
+            for oh in range(OH):
+                h0, h1 = starts[1][oh], ends[1][oh]
+                n_rows = (d1 - d0) * (h1 - h0)
+                row[:] = 0.0
+                for ow in range(OW):
+                    w0, w1 = starts[2][ow], ends[2][ow]
+                    count = n_rows * (w1 - w0)
+                    for c in range(C):
+                        share = grad_out[b, od, oh, ow * C + c] / count
+                        for i_w in range(w0, w1):
+                            row[i_w * C + c] += share
+                for i_d in range(d0, d1):
+                    for i_h in range(h0, h1):
+                        g_row = grad_in[b, i_d, i_h]
+                        for j in range(WC):
+                            g_row[j] += row[j]
+
+
+# --------------------------------------------------------------------------- maximum
+
+
+@njit(inline="always")
+def _wins(v, best, omit_nan):
+    # strict > keeps the first maximum; v != v is the NaN test (it folds away for integers)
+    if omit_nan:
+        return (v > best) | ((best != best) & (v == v))  # a number displaces a NaN held so far
+    return (v > best) | (v != v)  # PyTorch: a NaN always wins, so the last NaN is kept
+
+
+@njit(nogil=True, cache=True)
+def adaptive_max_values(x, out, C, starts, ends, omit_nan, job_lo, job_hi):
+    _max_windows(x, out, out, C, starts, ends, omit_nan, False, False, (0, 0), job_lo, job_hi)
+
+
+@njit(nogil=True, cache=True)
+def adaptive_max_positions(x, out, position, C, starts, ends, omit_nan, flat_index, shifts,
+                           job_lo, job_hi):
+    _max_windows(x, out, position, C, starts, ends, omit_nan, True, flat_index, shifts, job_lo,
+                 job_hi)
+
+
+@njit(inline="always")
+def _max_windows(x, out, position, C, starts, ends, omit_nan, with_positions, flat_index,
+                 shifts, job_lo, job_hi):
+    """Window maxima and, with ``with_positions``, where they are.
+
+    A window's rows are visited in row-major order; each row's taps are
+    folded, and the row's best merges into the window's with the same rule,
+    so the result is that of a tap-by-tap walk, ties and NaN included.
+    Carrying the winner's position through the fold would make the compiler
+    branch on every unpredictable comparison, so positions are found by
+    :func:`_where` afterwards: the row among the rows' bests at once, the tap
+    inside it once the whole output row is done (then the searches of
+    different windows overlap instead of waiting for each fold in turn).
+
+    ``position`` gets the flat index ``(i_d*H + i_h)*W + i_w`` (``flat_index``)
+    or the offsets inside the window as bit fields,
+    ``td << shifts[0] | th << shifts[1] | tw``, which come apart without a division.
+    """
+    D, H, WC = x.shape[1], x.shape[2], x.shape[3]
+    W = WC // C
+    OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
+    d_shift, h_shift = shifts
+    h_mask = (1 << (d_shift - h_shift)) - 1
+    lines = x.reshape(x.shape[0], D * H, WC)  # input rows, numbered i_d*H + i_h
+    row_bests = np.empty(D * H, x.dtype)  # per row of one window: its best
+    row_codes = np.empty(D * H, np.int64)  # and its position code
+    codes = np.empty(OW * C, np.int64)  # per window of the output row: its winning row's code
+    for job in range(job_lo, job_hi):
+        b, od, oh = _job_row(job, OD, OH)
+        d0, d1 = starts[0][od], ends[0][od]
+        h0, h1 = starts[1][oh], ends[1][oh]
+        for ow in range(OW):
+            w0, w1 = starts[2][ow], ends[2][ow]
+            for c in range(C):
+                best = x[b, d0, h0, w0 * C + c]
+                n_rows = 0
+                for i_d in range(d0, d1):
+                    for i_h in range(h0, h1):
+                        x_row = x[b, i_d, i_h]
+                        row_best = x_row[w0 * C + c]
+                        for i_w in range(w0 + 1, w1):
+                            v = x_row[i_w * C + c]
+                            # a select, not a branch: which tap wins is unpredictable
+                            row_best = v if _wins(v, row_best, omit_nan) else row_best
+                        best = row_best if _wins(row_best, best, omit_nan) else best
+                        if with_positions:
+                            row_bests[n_rows] = row_best
+                            if flat_index:
+                                row_codes[n_rows] = i_d * H + i_h
+                            else:
+                                row_codes[n_rows] = (i_d - d0) << d_shift | (i_h - h0) << h_shift
+                        n_rows += 1
+                out[b, od, oh, ow * C + c] = best
+                if with_positions:
+                    row = _where(row_bests, 0, 1, best, 0, n_rows, omit_nan)
+                    codes[ow * C + c] = row_codes[row]
+        if not with_positions:
+            continue
+        for ow in range(OW):
+            w0, w1 = starts[2][ow], ends[2][ow]
+            for c in range(C):
+                i = ow * C + c
+                if flat_index:
+                    line = codes[i]  # i_d*H + i_h
+                    x_row = lines[b, line]
+                    position[b, od, oh, i] = line * W + _where(x_row, c, C, out[b, od, oh, i],
+                                                               w0, w1, omit_nan)
+                else:
+                    td, th = codes[i] >> d_shift, (codes[i] >> h_shift) & h_mask
+                    i_w = _where(x[b, d0 + td, h0 + th], c, C, out[b, od, oh, i], w0, w1,
+                                 omit_nan)
+                    position[b, od, oh, i] = codes[i] | (i_w - w0)
+
+
+@njit(inline="always")
+def _where(x_row, c, C, best, w0, w1, omit_nan):
+    """Where in ``x_row[w0*C + c : w1*C : C]`` the fold's result ``best`` came from.
+
+    Strict ``>`` kept the first element equal to the maximum; a NaN result is
+    the last NaN (PyTorch), or under ``omit_nan`` an all-NaN run, which
+    reports its first element. Every element is looked at, with selects: an
+    early exit would be a mispredicted branch per window.
+    """
+    at = w0
+    if best == best:
+        for i_w in range(w1 - 1, w0 - 1, -1):
+            at = i_w if x_row[i_w * C + c] == best else at
+    elif not omit_nan:
+        for i_w in range(w0, w1):
+            v = x_row[i_w * C + c]
+            at = i_w if v != v else at
+    return at
+
+
+@njit(nogil=True, cache=True)
+def adaptive_max_backward_window(grad_out, position, grad_in, C, starts, shifts, b_lo, b_hi):
+    """Add each output's gradient to the input element at its window position.
+
+    A position holds the offsets inside its window as bit fields,
+    ``td << shifts[0] | th << shifts[1] | tw`` (see :func:`_max_windows`).
+    """
+    OD, OH, OW = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3] // C
+    d_shift, h_shift = shifts
+    h_mask, w_mask = (1 << (d_shift - h_shift)) - 1, (1 << h_shift) - 1
+    for b in range(b_lo, b_hi):
+        for od in range(OD):
+            d0 = starts[0][od]
+            for oh in range(OH):
+                h0 = starts[1][oh]
+                for ow in range(OW):
+                    w0 = starts[2][ow]
+                    for c in range(C):
+                        t = np.int64(position[b, od, oh, ow * C + c])
+                        i_d = d0 + (t >> d_shift)
+                        i_h = h0 + ((t >> h_shift) & h_mask)
+                        i_w = w0 + (t & w_mask)
+                        grad_in[b, i_d, i_h, i_w * C + c] += grad_out[b, od, oh, ow * C + c]
