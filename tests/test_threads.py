@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import poolnd
+from poolnd import _parallel
 from poolnd.nn import AvgPool2d, MaxPool2d
 
 
@@ -27,8 +28,8 @@ def _results(x):
             poolnd.max_pool_backward(np.ones_like(out), idx, x.shape, (3, 3), 2, 1)]
 
 
-def test_results_do_not_depend_on_the_thread_count(restore_threads):
-    # large enough that the work is split over threads
+def test_results_do_not_depend_on_the_thread_count(restore_threads, monkeypatch):
+    monkeypatch.setattr(_parallel, "_SMALL_WORK", 0)  # split even this small work
     x = np.random.default_rng(0).integers(-3, 4, (3, 5, 64, 70)).astype(np.float32)
     poolnd.set_num_threads(1)
     serial = _results(x)

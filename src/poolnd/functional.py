@@ -219,7 +219,7 @@ def _forward_rows(x, out, positions, geometry, reduction, identity, flat_index=F
     """The row walk of ``_kernels._rows`` over canonical ``x`` with up to three pooled axes."""
     k, s, d, p, _, _ = _as_kernel_args(geometry)
     channels = x.shape[-1]
-    shape = _rows.literal_shape(channels, k[2], s[2], d[2], x.dtype, reduction)
+    shape = _rows.literal_shape(channels, k[2], s[2], d[2], reduction)
     kernel = _rows.forward_kernel(reduction, positions is not None, shape)
     rows_out = _as_row_array(out)
     rows_pos = rows_out if positions is None else _as_row_array(positions)

@@ -63,7 +63,10 @@ def _wins(v, best, reduction):
 
 @njit(inline="always")
 def _merge(acc, codes, i, v, tap_code, with_positions, reduction):
-    """Merge one tap's value into output ``i`` (a select, so that loops vectorise)."""
+    """Merge one tap's value into output ``i`` (an index or an index tuple).
+
+    A select, not a branch, so that loops vectorise.
+    """
     held = acc[i]
     if reduction == SUM:
         acc[i] = held + v
@@ -75,14 +78,12 @@ def _merge(acc, codes, i, v, tap_code, with_positions, reduction):
 
 
 @njit(inline="always")
-def _fold_run(x_run, acc, codes, lo, n, tap_code, with_positions, reduction):
-    """Merge the ``n`` values of ``x_run`` into outputs ``lo..lo+n-1``.
+def _merge_run(x_run, acc_run, codes_run, n, tap_code, with_positions, reduction):
+    """Merge ``x_run[:n]`` into ``acc_run[:n]``.
 
-    Through views that start at ``lo``: indices offset by a variable stop
-    the compiler from vectorising.
+    Views that start together: an index offset by a variable would stop the
+    compiler from vectorising. Callers make each view once per run.
     """
-    acc_run = acc[lo:lo + n]
-    codes_run = codes[lo:lo + n] if with_positions else codes
     for j in range(n):
         _merge(acc_run, codes_run, j, x_run[j], tap_code, with_positions, reduction)
 
@@ -91,13 +92,17 @@ def _fold_run(x_run, acc, codes, lo, n, tap_code, with_positions, reduction):
 def _fold_window(x_row, acc, codes, ow, tw_lo, tw_hi, start, C, dw, code, code_tap,
                  with_positions, reduction):
     """Merge taps ``tw_lo..tw_hi-1`` of the window at ``start`` into output ``ow``, per channel."""
+    if C == 1:  # an edge window of a row: views would cost more than they save
+        for tw in range(tw_lo, tw_hi):
+            _merge(acc, codes, ow, x_row[start + tw * dw], code + tw * code_tap, with_positions,
+                   reduction)
+        return
+    acc_w = acc[ow * C:(ow + 1) * C]
+    codes_w = codes[ow * C:(ow + 1) * C] if with_positions else codes
     for tw in range(tw_lo, tw_hi):
         x_at = (start + tw * dw) * C
-        if C == 1:  # an edge window of a row: a view would cost more than it saves
-            _merge(acc, codes, ow, x_row[x_at], code + tw * code_tap, with_positions, reduction)
-        else:
-            _fold_run(x_row[x_at:x_at + C], acc, codes, ow * C, C, code + tw * code_tap,
-                      with_positions, reduction)
+        _merge_run(x_row[x_at:x_at + C], acc_w, codes_w, C, code + tw * code_tap,
+                   with_positions, reduction)
 
 
 @cache
@@ -133,14 +138,24 @@ def _make_literal_loop(with_positions, reduction, shape):
 @njit(inline="always")
 def _fold_inside_generic(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
                          with_positions, reduction):
-    if C == 1 and sw == 1:
-        for tw in range(kw):  # tap by tap: each pass reads a contiguous run
-            _fold_run(x_row[tw * dw + ow_lo - pw:], acc, codes, ow_lo, ow_hi - ow_lo,
-                      code + tw * code_tap, with_positions, reduction)
-    else:
-        for ow in range(ow_lo, ow_hi):
-            _fold_window(x_row, acc, codes, ow, 0, kw, ow * sw - pw, C, dw, code, code_tap,
-                         with_positions, reduction)
+    if sw == 1:  # tap by tap: the inside windows' taps form one contiguous run
+        acc_in = acc[ow_lo * C:ow_hi * C]
+        codes_in = codes[ow_lo * C:ow_hi * C] if with_positions else codes
+        for tw in range(kw):
+            _merge_run(x_row[(tw * dw + ow_lo - pw) * C:], acc_in, codes_in, (ow_hi - ow_lo) * C,
+                       code + tw * code_tap, with_positions, reduction)
+        return
+    # window by window, the inner loop over the channels; 2-d views, made once per row,
+    # spare a view per window and tap
+    x_2d, acc_2d = x_row.reshape(-1, C), acc.reshape(-1, C)
+    codes_2d = codes.reshape(-1, C) if with_positions else acc_2d
+    for ow in range(ow_lo, ow_hi):
+        for tw in range(kw):
+            i = ow * sw - pw + tw * dw
+            tap_code = code + tw * code_tap
+            for c in range(C):
+                _merge(acc_2d, codes_2d, (ow, c), x_2d[i, c], tap_code, with_positions,
+                       reduction)
 
 
 def _fold_inside(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw, C, kw,
@@ -171,14 +186,13 @@ def _fold_inside_typed(shape, with_positions, reduction, x_row, acc, codes, ow_l
     return run
 
 
-def literal_shape(C, kw, sw, dw, dtype, reduction):
+def literal_shape(C, kw, sw, dw, reduction):
     """Which loop with literal sizes a kernel should run (``GENERIC``: none).
 
-    Only for the common case, float32 data under ``MAX`` or ``SUM``: each
-    literal shape is one more kernel to compile, for each dtype.
+    Not under ``MAX_OMIT_NAN``, which is rare: each literal shape is one
+    more kernel to compile, for each dtype.
     """
-    if (C == 1 and (kw, sw, dw) in LITERAL_SHAPES and dtype == np.float32
-            and reduction != MAX_OMIT_NAN):
+    if C == 1 and (kw, sw, dw) in LITERAL_SHAPES and reduction != MAX_OMIT_NAN:
         return LITERAL_SHAPES.index((kw, sw, dw))
     return GENERIC
 
