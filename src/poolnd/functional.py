@@ -407,7 +407,7 @@ def _scatter_flat(grad: np.ndarray, indices: np.ndarray, plan: PoolPlan) -> np.n
     compute = _compute_dtype(result)
     planes, channels = math.prod(plan.outer_shape), math.prod(plan.inner_shape)
     flat_out = (planes, math.prod(plan.out_lengths), channels)
-    grad_in = np.zeros((planes, math.prod(plan.lengths), channels), compute)
+    grad_in = np.empty((planes, math.prod(plan.lengths), channels), compute)
     grad = _to_canonical(grad, plan, plan.out_lengths, compute).reshape(flat_out)
     indices = _to_canonical(indices, plan, plan.out_lengths, np.int64).reshape(flat_out)
     _run_planes(_max_kernels.scatter_add_flat, grad, grad_in, grad, indices, grad_in)
@@ -442,7 +442,7 @@ def _max_backward_from_window(grad: np.ndarray, positions: np.ndarray, plan: Poo
         return _scatter_flat(grad, _window_to_flat(positions, plan), plan)
     result = _float_dtype(grad.dtype)
     compute = _compute_dtype(result)
-    grad_in = np.zeros(plan.canonical_in, compute)
+    grad_in = np.empty(plan.canonical_in, compute)
     k, s, d, p, _, _ = _as_kernel_args(_window_geometry(plan))
     grad = _as_row_array(_to_canonical(grad, plan, plan.out_lengths, compute))
     positions = _as_row_array(_to_canonical(positions, plan, plan.out_lengths, positions.dtype))
@@ -567,7 +567,7 @@ def _avg_backward_canonical(grad, lengths, geometry, include_pad: bool, override
             lengths[lead:], _tail(geometry, _KERNEL_AXES), include_pad, 1 if override else 0,
         )
         return grad_in.reshape(batch, *lengths, channels)
-    grad_in = np.zeros((batch, *lengths, channels), grad.dtype)
+    grad_in = np.empty((batch, *lengths, channels), grad.dtype)
     k, s, d, p, _, _ = _as_kernel_args(geometry)
     _run_planes(_avg_backward_kernel, grad, grad_in, _as_row_array(grad), _as_row_array(grad_in),
                 channels, k, s, d, p, _divisors(lengths, geometry, include_pad, override))

@@ -37,6 +37,7 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
     shares = np.empty(OWC, grad_in.dtype)
     spread = np.empty(WC, grad_in.dtype)
     for b in range(b_lo, b_hi):
+        grad_in[b] = 0  # here, not by the caller: one write per page, by the thread that adds
         for od in range(OD):
             d0, td_lo, td_hi = taps_in_input(od, D, kd, sd, dd, pd)
             for oh in range(OH):

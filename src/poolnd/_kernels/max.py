@@ -35,6 +35,7 @@ def max_pool_backward_window(grad_out, position, grad_in, C, kernel, stride, dil
         out_offset[i] = i // C * sw * C + i % C
     for b in range(b_lo, b_hi):
         plane = grad_in[b].reshape(D * H * WC)
+        plane[:] = 0  # here, not by the caller: one write per page, by the thread that adds
         for od in range(OD):
             for oh in range(OH):
                 # where window (od, oh, 0) would start, padding included
@@ -49,6 +50,7 @@ def scatter_add_flat(grad_out, index, grad_in, b_lo, b_hi):
     """``grad_in[b, index[b, q, c], c] += grad_out[b, q, c]``, plane by plane, in output order."""
     Q, C = grad_out.shape[1], grad_out.shape[2]
     for b in range(b_lo, b_hi):
+        grad_in[b] = 0  # here, not by the caller: one write per page, by the thread that adds
         for q in range(Q):
             for c in range(C):
                 grad_in[b, index[b, q, c], c] += grad_out[b, q, c]
