@@ -153,6 +153,29 @@ def _isnan(v):
 # --- forward passes (SPEC section 2) -----------------------------------------
 
 
+def _window_max(taps, nan_policy):
+    """(value, flat index) of a window's maximum from its ``(value, flat)`` taps, in order.
+
+    Strict ``>``: the first maximum wins. "propagate": ``v > best or isnan(v)``,
+    so the last NaN wins. "omit": NaN is skipped; an all-NaN window gives NaN
+    and its first element.
+    """
+    best, best_flat, first_flat = None, None, None
+    for v, flat in taps:
+        if first_flat is None:
+            first_flat = flat
+        if nan_policy == "omit":
+            if _isnan(v):
+                continue
+            if best is None or v > best:
+                best, best_flat = v, flat
+        elif best is None or v > best or _isnan(v):
+            best, best_flat = v, flat
+    if best is None:  # only reachable with "omit" on an all-NaN window
+        return np.nan, first_flat
+    return best, best_flat
+
+
 def ref_max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
                  axes=None, nan_policy="propagate"):
     """Max pooling: returns (out, indices), out in x's dtype, indices int64."""
@@ -167,25 +190,10 @@ def ref_max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=F
     idx = np.zeros(batch_shape + out_shape, dtype=np.int64)
     for b in itertools.product(*(range(n) for n in batch_shape)):
         for o in _windows(plan):
-            best, best_flat, first_flat = None, None, None
-            for pos in _taps(plan, o):
-                if not _inside(plan, pos):
-                    continue  # padding is virtual -inf: it never wins
-                v = xb[b + pos]
-                flat = _flat(plan, pos)
-                if first_flat is None:
-                    first_flat = flat
-                if nan_policy == "omit":
-                    if _isnan(v):
-                        continue
-                    if best is None or v > best:
-                        best, best_flat = v, flat
-                elif best is None or v > best or _isnan(v):
-                    best, best_flat = v, flat
-            if best is None:  # only reachable with "omit" on an all-NaN window
-                best, best_flat = np.nan, first_flat
-            out[b + o] = best
-            idx[b + o] = best_flat
+            # padding is virtual -inf: it never wins, so only taps inside take part
+            taps = ((xb[b + pos], _flat(plan, pos)) for pos in _taps(plan, o)
+                    if _inside(plan, pos))
+            out[b + o], idx[b + o] = _window_max(taps, nan_policy)
     return _from_back(out, ax), _from_back(idx, ax)
 
 
@@ -314,23 +322,9 @@ def ref_adaptive_max_pool(x, output_size, *, axes=None, nan_policy="propagate"):
     idx = np.zeros(batch_shape + out_shape, dtype=np.int64)
     for b in itertools.product(*(range(n) for n in batch_shape)):
         for o in itertools.product(*(range(n) for n in out_shape)):
-            best, best_flat, first_flat = None, None, None
-            for pos in _adaptive_taps(windows, o):
-                v = xb[b + pos]
-                flat = _adaptive_flat(lengths, pos)
-                if first_flat is None:
-                    first_flat = flat
-                if nan_policy == "omit":
-                    if _isnan(v):
-                        continue
-                    if best is None or v > best:
-                        best, best_flat = v, flat
-                elif best is None or v > best or _isnan(v):
-                    best, best_flat = v, flat
-            if best is None:  # "omit" and an all-NaN window
-                best, best_flat = np.nan, first_flat
-            out[b + o] = best
-            idx[b + o] = best_flat
+            taps = ((xb[b + pos], _adaptive_flat(lengths, pos))
+                    for pos in _adaptive_taps(windows, o))
+            out[b + o], idx[b + o] = _window_max(taps, nan_policy)
     return _from_back(out, ax), _from_back(idx, ax)
 
 
@@ -382,16 +376,6 @@ def ref_adaptive_avg_pool_backward(grad, input_shape, output_size, *, axes=None)
 # --- LP pooling (SPEC section 2) ---------------------------------------------
 
 
-def _first_max(candidates):
-    """(value, flat) of the winner among (value, flat) pairs in row-major order:
-    the first maximum (strict >), or the last NaN (PyTorch's rule)."""
-    best, best_flat = None, None
-    for v, flat in candidates:
-        if best is None or v > best or _isnan(v):
-            best, best_flat = v, flat
-    return best, best_flat
-
-
 def _lp_geometry(shape, kernel_size, stride, ceil_mode, axes):
     return geometry(shape, kernel_size, stride, 0, 1, ceil_mode, axes)
 
@@ -417,7 +401,7 @@ def ref_lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, axes
             for o in _windows(plan):
                 values = [np.float64(xb[b + pos]) for pos in _taps(plan, o) if _inside(plan, pos)]
                 if p == np.inf:
-                    out[b + o] = _first_max((abs(v), 0) for v in values)[0]
+                    out[b + o] = _window_max(((abs(v), 0) for v in values), "propagate")[0]
                     continue
                 total = sum(np.power(v, p) for v in values)
                 out[b + o] = np.power(total * window_taps / len(values), 1 / p)
@@ -447,7 +431,7 @@ def ref_lp_pool_backward(grad, x, norm_type, kernel_size, stride=None, ceil_mode
                 inside = [pos for pos in _taps(plan, o) if _inside(plan, pos)]
                 values = [np.float64(xb[b + pos]) for pos in inside]
                 if p == np.inf:
-                    _, at = _first_max((abs(v), i) for i, v in enumerate(values))
+                    _, at = _window_max(((abs(v), i) for i, v in enumerate(values)), "propagate")
                     v = values[at]
                     gx[b + inside[at]] += g * (1.0 if v > 0 else -1.0 if v < 0 else 0.0)
                     continue
@@ -508,7 +492,7 @@ def ref_fractional_max_pool(x, kernel_size, output_size=None, output_ratio=None,
                 for a in range(n):
                     flat = flat * lengths[a] + pos[a]
                 candidates.append((xb[b + pos], flat))
-            out[b + o], idx[b + o] = _first_max(candidates)
+            out[b + o], idx[b + o] = _window_max(candidates, "propagate")
     return _from_back(out, ax), _from_back(idx, ax)
 
 

@@ -57,7 +57,7 @@ def _max_unpool_planned(x: np.ndarray, indices, plan: PoolPlan):
     compute = np.dtype(np.int64) if x.dtype == np.bool_ else _compute_dtype(x.dtype)
     values = _flat_canonical(x, plan, plan.out_lengths, compute)
     index = _flat_canonical(indices, plan, plan.out_lengths, np.int64)
-    out = np.zeros((values.shape[0], math.prod(plan.lengths), values.shape[2]), compute)
+    out = np.empty((values.shape[0], math.prod(plan.lengths), values.shape[2]), compute)
     _parallel.run(_unpool_kernels.scatter_add, out.shape[0], out.size + values.size, values,
                   index, out)
     out = _from_canonical(out, plan, plan.lengths)

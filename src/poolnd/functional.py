@@ -16,6 +16,7 @@ from . import _parallel
 from ._geometry import PoolPlan, check_flag, plan_pool
 from ._kernels import _rows
 from ._kernels import max as _max_kernels
+from ._kernels import unpool as _unpool_kernels
 from ._kernels.avg import avg_pool_backward as _avg_backward_kernel
 from ._kernels.running import running_pool as _running_pool
 
@@ -410,7 +411,7 @@ def _scatter_flat(grad: np.ndarray, indices: np.ndarray, plan: PoolPlan) -> np.n
     grad_in = np.empty((planes, math.prod(plan.lengths), channels), compute)
     grad = _to_canonical(grad, plan, plan.out_lengths, compute).reshape(flat_out)
     indices = _to_canonical(indices, plan, plan.out_lengths, np.int64).reshape(flat_out)
-    _run_planes(_max_kernels.scatter_add_flat, grad, grad_in, grad, indices, grad_in)
+    _run_planes(_unpool_kernels.scatter_add, grad, grad_in, grad, indices, grad_in)
     return _from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)
 
 

@@ -1,7 +1,8 @@
-"""Max pooling's backward: each output's gradient goes to the element that won its window.
+"""Max pooling's backward from window positions: each gradient goes to its window's winner.
 
-The forwards are the row walk of ``_rows``. Every kernel takes the range of
-planes it does, last.
+The forwards are the row walk of ``_rows``; the backward from flat indices
+is unpooling's scatter-add. The kernel takes the range of planes it does,
+last.
 """
 
 import numpy as np
@@ -43,14 +44,3 @@ def max_pool_backward_window(grad_out, position, grad_in, C, kernel, stride, dil
                 g_row, p_row = grad_out[b, od, oh], position[b, od, oh]
                 for i in range(OWC):
                     plane[origin + out_offset[i] + tap_offset[p_row[i]]] += g_row[i]
-
-
-@njit(nogil=True, cache=True)
-def scatter_add_flat(grad_out, index, grad_in, b_lo, b_hi):
-    """``grad_in[b, index[b, q, c], c] += grad_out[b, q, c]``, plane by plane, in output order."""
-    Q, C = grad_out.shape[1], grad_out.shape[2]
-    for b in range(b_lo, b_hi):
-        grad_in[b] = 0  # here, not by the caller: one write per page, by the thread that adds
-        for q in range(Q):
-            for c in range(C):
-                grad_in[b, index[b, q, c], c] += grad_out[b, q, c]

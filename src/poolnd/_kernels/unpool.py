@@ -12,10 +12,15 @@ from numba import njit
 
 @njit(nogil=True, cache=True)
 def scatter_add(values, index, out, b_lo, b_hi):
-    """``out[b, index[b, q, c], c] += values[b, q, c]``, in order, so repeats add up
-    the same way every time."""
+    """``out[b]`` zeroed, then ``out[b, index[b, q, c], c] += values[b, q, c]``, in order, so
+    repeats add up the same way every time (also max pooling's backward from indices).
+
+    The plane is zeroed here, not by the caller: one write per page, by the
+    thread that then adds.
+    """
     Q, C = values.shape[1], values.shape[2]
     for b in range(b_lo, b_hi):
+        out[b] = 0
         v, i, o = values[b], index[b], out[b]
         if C == 1:
             v, i, o = v[:, 0], i[:, 0], o[:, 0]
