@@ -41,7 +41,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from ._windows import inside_outputs, taps_in_input
+from ._windows import inside_outputs, per_output, taps_in_input
 
 MAX = 0  # NaN wins, as in PyTorch: ``v > best or isnan(v)``
 MAX_OMIT_NAN = 1  # NaN is skipped unless the whole window is NaN
@@ -247,11 +247,9 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
     code_tap, code_ow, code_0 = (dw, sw, -pw) if flat_index else (1, 0, 0)
     # per output of a row: what its code lacks, and its divisor's factor on W
     code_of_output = np.empty(OW * C if with_positions else 0, np.int64)
-    divisor_of_output = np.empty(OW * C if reduction == SUM else 0, divisors[2].dtype)
+    divisor_of_output = per_output(divisors[2], OW * C if reduction == SUM else 0, C)
     for i in range(code_of_output.size):
         code_of_output[i] = i // C * code_ow + code_0
-    for i in range(divisor_of_output.size):
-        divisor_of_output[i] = divisors[2][i // C]
     b, od, oh = job_lo // (OD * OH), job_lo // OH % OD, job_lo % OH
     for _ in range(job_lo, job_hi):
         d0, td_lo, td_hi = taps_in_input(od, D, kd, sd, dd, pd)

@@ -5,6 +5,7 @@ guarantees that every window holds at least one input element. The common
 case, a window wholly inside the input, takes no division.
 """
 
+import numpy as np
 from numba import njit
 
 
@@ -27,3 +28,24 @@ def inside_outputs(length, k, s, d, pad, n_out):
     reach = length - 1 - (k - 1) * d + pad  # the last start that keeps the window inside
     hi = reach // s + 1 if reach >= 0 else 0
     return lo, min(max(hi, lo), n_out)
+
+
+# Rows merge W and C: output i of a row is window i // C, channel i % C.
+
+
+@njit(inline="always")
+def per_output(per_window, n, C):
+    """``per_window[i // C]`` for each output ``i < n`` of a row."""
+    values = np.empty(n, per_window.dtype)
+    for i in range(n):
+        values[i] = per_window[i // C]
+    return values
+
+
+@njit(inline="always")
+def window_starts(n, C, stride):
+    """For each output ``i < n`` of a row, its window's first input, from window 0's."""
+    starts = np.empty(n, np.int64)
+    for i in range(n):
+        starts[i] = i // C * stride * C + i % C
+    return starts

@@ -14,6 +14,8 @@ Every kernel takes the range of jobs it does, last.
 import numpy as np
 from numba import njit
 
+from ._rows import MAX, MAX_OMIT_NAN, _wins
+
 # Taps summed in the input's own float type before the sum moves to float64.
 _BLOCK = 4096
 
@@ -136,14 +138,6 @@ def adaptive_avg_backward(grad_out, grad_in, C, starts, ends, b_lo, b_hi):
 # --------------------------------------------------------------------------- maximum
 
 
-@njit(inline="always")
-def _wins(v, best, omit_nan):
-    # strict > keeps the first maximum; v != v is the NaN test (it folds away for integers)
-    if omit_nan:
-        return (v > best) | ((best != best) & (v == v))  # a number displaces a NaN held so far
-    return (v > best) | (v != v)  # PyTorch: a NaN always wins, so the last NaN is kept
-
-
 @njit(nogil=True, cache=True)
 def adaptive_max_values(x, out, C, starts, ends, omit_nan, job_lo, job_hi):
     _max_windows(x, out, out, C, starts, ends, omit_nan, False, False, (0, 0), job_lo, job_hi)
@@ -179,6 +173,7 @@ def _max_windows(x, out, position, C, starts, ends, omit_nan, with_positions, fl
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
     d_shift, h_shift = shifts
     h_mask = (1 << (d_shift - h_shift)) - 1
+    reduction = MAX_OMIT_NAN if omit_nan else MAX  # the max kernels' rule for ties and NaN
     lines = x.reshape(x.shape[0], D * H, WC)  # input rows, numbered i_d*H + i_h
     row_bests = np.empty(D * H, x.dtype)  # per row of one window: its best
     row_codes = np.empty(D * H, np.int64)  # and its position code
@@ -199,8 +194,8 @@ def _max_windows(x, out, position, C, starts, ends, omit_nan, with_positions, fl
                         for i_w in range(w0 + 1, w1):
                             v = x_row[i_w * C + c]
                             # a select, not a branch: which tap wins is unpredictable
-                            row_best = v if _wins(v, row_best, omit_nan) else row_best
-                        best = row_best if _wins(row_best, best, omit_nan) else best
+                            row_best = v if _wins(v, row_best, reduction) else row_best
+                        best = row_best if _wins(row_best, best, reduction) else best
                         if with_positions:
                             row_bests[n_rows] = row_best
                             if flat_index:

@@ -8,7 +8,7 @@ factors from PyTorch's rule, so the kernels only sum and divide.
 import numpy as np
 from numba import njit
 
-from ._windows import taps_in_input
+from ._windows import per_output, taps_in_input, window_starts
 
 
 @njit(nogil=True, cache=True, error_model="numpy")  # divisors are >= 1: no zero test
@@ -29,11 +29,8 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
     dd, dh, dw = dilation
     pd, ph, pw = pad
     # per output of a row: the divisor's factor on W, and where its window starts
-    divisor_of_output = np.empty(OWC)
-    out_offset = np.empty(OWC, np.int64)
-    for i in range(OWC):
-        divisor_of_output[i] = divisors[2][i // C]
-        out_offset[i] = i // C * sw * C + i % C
+    divisor_of_output = per_output(divisors[2], OWC, C)
+    out_offset = window_starts(OWC, C, sw)
     shares = np.empty(OWC, grad_in.dtype)
     spread = np.empty(WC, grad_in.dtype)
     for b in range(b_lo, b_hi):

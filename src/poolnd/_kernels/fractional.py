@@ -9,6 +9,8 @@ a NaN always wins, so the last NaN is chosen: the rules of max pooling.
 
 from numba import njit
 
+from ._rows import MAX, _wins
+
 
 @njit(inline="always")
 def _fold_row(x_row, out_row, w_starts, c, kw, first):
@@ -16,15 +18,14 @@ def _fold_row(x_row, out_row, w_starts, c, kw, first):
 
     ``first`` marks the window's first row, which sets the outputs; rows come
     in row-major order. A select, not a branch, since random data would
-    mispredict every other comparison; ``v != v`` lets NaN win (it folds away
-    for ints).
+    mispredict every other comparison; the rule is the max kernels' (NaN wins).
     """
     for ow in range(out_row.shape[0]):
         w0 = w_starts[ow]
         best = x_row[w0] if first else out_row[ow, c]
         for tw in range(kw):
             v = x_row[w0 + tw]
-            best = v if (v > best) | (v != v) else best
+            best = v if _wins(v, best, MAX) else best
         out_row[ow, c] = best
 
 

@@ -8,6 +8,8 @@ last.
 import numpy as np
 from numba import njit
 
+from ._windows import window_starts
+
 
 @njit(nogil=True, cache=True)
 def max_pool_backward_window(grad_out, position, grad_in, C, kernel, stride, dilation, pad, b_lo,
@@ -31,9 +33,7 @@ def max_pool_backward_window(grad_out, position, grad_in, C, kernel, stride, dil
         for th in range(kh):
             for tw in range(kw):
                 tap_offset[(td * kh + th) * kw + tw] = (td * dd * H + th * dh) * WC + tw * dw * C
-    out_offset = np.empty(OWC, np.int64)  # output i's window start, from window 0's
-    for i in range(OWC):
-        out_offset[i] = i // C * sw * C + i % C
+    out_offset = window_starts(OWC, C, sw)
     for b in range(b_lo, b_hi):
         plane = grad_in[b].reshape(D * H * WC)
         plane[:] = 0  # here, not by the caller: one write per page, by the thread that adds
