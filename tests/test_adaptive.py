@@ -30,6 +30,7 @@ from test_torch import (
     arrays,
     assert_close,
     assert_identical,
+    assert_max_layer_equals_twin,
     batch_shapes,
     from_planes,
     normals_like,
@@ -170,19 +171,7 @@ def test_adaptive_max_layers_equal_torch_modules(n, data):
         layer = getattr(poolnd.nn, f"AdaptiveMaxPool{n}d")(sizes, return_indices)
     twin = getattr(torch.nn, f"AdaptiveMaxPool{n}d")(resolved(sizes, x.shape[-n:]),
                                                      return_indices)
-    t = to_planes(x, n).requires_grad_(True)
-    y = twin(t)
-    (y[0] if return_indices else y).backward(to_planes(grad, n))
-    batch = x.shape[:-n]
-
-    layer(np.flip(x, axis=-1).copy())  # backward must use the latest forward's state
-    got = layer(x)
-    if return_indices:
-        assert_identical(got[0], from_planes(y[0], batch))
-        assert_identical(got[1], from_planes(y[1], batch))
-    else:
-        assert_identical(got, from_planes(y, batch))
-    assert_identical(layer.backward(grad), from_planes(t.grad, batch))
+    assert_max_layer_equals_twin(layer, twin, x, grad, n, return_indices)
 
 
 @NDIMS

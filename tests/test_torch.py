@@ -427,6 +427,26 @@ def forward_other_data_first(layer, x):
     layer(np.flip(x, axis=-1).copy())
 
 
+def assert_max_layer_equals_twin(layer, twin, x, grad, n, return_indices):
+    """A max layer's forward (values, indices) and backward equal its torch.nn twin's.
+
+    Exact for the same reason as the functional backward: integer gradients.
+    """
+    t = to_planes(x, n).requires_grad_(True)
+    y = twin(t)
+    (y[0] if return_indices else y).backward(to_planes(grad, n))
+    batch = x.shape[:-n]
+
+    forward_other_data_first(layer, x)
+    got = layer(x)
+    if return_indices:
+        assert_identical(got[0], from_planes(y[0], batch))
+        assert_identical(got[1], from_planes(y[1], batch))
+    else:
+        assert_identical(got, from_planes(y, batch))
+    assert_identical(layer.backward(grad), from_planes(t.grad, batch))
+
+
 @NDIMS
 @given(data=st.data())
 def test_max_layers_equal_torch_modules(n, data):
@@ -448,21 +468,7 @@ def test_max_layers_equal_torch_modules(n, data):
     twin = getattr(torch.nn, f"MaxPool{n}d")(
         geo.kernel, geo.stride, geo.padding, geo.dilation, return_indices, geo.ceil_mode
     )
-    t = to_planes(x, n).requires_grad_(True)
-    y = twin(t)
-    y_values = y[0] if return_indices else y
-    y_values.backward(to_planes(grad, n))
-    batch = x.shape[:-n]
-
-    forward_other_data_first(layer, x)
-    got = layer(x)
-    if return_indices:
-        assert_identical(got[0], from_planes(y[0], batch))
-        assert_identical(got[1], from_planes(y[1], batch))
-    else:
-        assert_identical(got, from_planes(y, batch))
-    # Exact for the same reason as the functional backward: integer gradients.
-    assert_identical(layer.backward(grad), from_planes(t.grad, batch))
+    assert_max_layer_equals_twin(layer, twin, x, grad, n, return_indices)
 
 
 @NDIMS
