@@ -740,6 +740,23 @@ def run(case_list: Sequence[Case], repeat: int, libraries: dict[str, Any], *, qu
     return results
 
 
+def add_parser(commands: Any) -> None:
+    """Add ``poolnd bench`` to the command line (see :mod:`poolnd.cli`)."""
+    parser = commands.add_parser(
+        "bench", help="time poolnd beside PyTorch, MyGrad and NumPy (interleaved runs, medians)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller inputs and fewer runs (well under a minute once compiled)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", help="draw the speed-ups (needs matplotlib)")
+    parser.add_argument("--repeat", type=int, metavar="N",
+                        help="runs per column (default 15, 3 with --quick)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="threads for numba and torch alike (default: all cores)")
+    parser.set_defaults(run=lambda args: main(quick=args.quick, as_json=args.json,
+                                              plot_path=args.plot, repeat=args.repeat,
+                                              threads=args.threads))
+
+
 def main(quick: bool = False, as_json: bool = False, plot_path: str | None = None,
          repeat: int | None = None, threads: int | None = None) -> int:
     """``poolnd bench``: print the report (or JSON); returns the exit status."""

@@ -2,8 +2,9 @@
 
 ``poolnd tour`` (the default) pools the worked examples that users of MyGrad,
 Lucid, the d2l book, NumPyNet and tinyml know, and prints outputs, indices
-and gradients. ``poolnd bench`` times poolnd beside PyTorch, MyGrad and NumPy
-(see :mod:`poolnd.bench`; it needs the ``bench`` extra for PyTorch).
+and gradients. The other subcommands each live in their own module, listed
+in ``_COMMAND_MODULES``: ``poolnd bench`` (:mod:`poolnd.bench`) times poolnd
+beside PyTorch, MyGrad and NumPy.
 """
 
 from __future__ import annotations
@@ -67,30 +68,42 @@ def tour() -> None:
           out=y[0, 0], grad=avg.backward(np.ones_like(y))[0, 0])
 
 
+# Each subcommand lives in its own module, which adds its parser with
+# ``add_parser(commands)`` and sets ``run`` (``args -> exit status``). Their
+# top-level imports are light: heavy and optional libraries load inside ``run``.
+_COMMAND_MODULES = ("poolnd.bench",)
+
+
+def _tour_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("tour", help="pool the seed documents' examples and print the "
+                                 "results (the default)")
+    parser.set_defaults(run=lambda args: tour() or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``poolnd`` command; returns the exit status.
+
+    A user's mistake (a bad argument, a missing file, a missing optional
+    dependency) is reported on one line of standard error with exit status 2,
+    never as a traceback.
+    """
+    import importlib
+
+    from ._optional import MissingExtra
+
     parser = argparse.ArgumentParser(prog="poolnd", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("tour", help="pool the seed documents' examples and print the results")
-    bench = commands.add_parser(
-        "bench", help="time poolnd beside PyTorch, MyGrad and NumPy (interleaved runs, medians)")
-    bench.add_argument("--quick", action="store_true",
-                       help="smaller inputs and fewer runs (well under a minute once compiled)")
-    bench.add_argument("--json", action="store_true", help="print the results as JSON")
-    bench.add_argument("--plot", metavar="FILE.png", help="draw the speed-ups (needs matplotlib)")
-    bench.add_argument("--repeat", type=int, metavar="N",
-                       help="runs per column (default 15, 3 with --quick)")
-    bench.add_argument("--threads", type=int, metavar="N",
-                       help="threads for numba and torch alike (default: all cores)")
+    _tour_parser(commands)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).add_parser(commands)
     args = parser.parse_args(argv)
-    if args.command == "bench":
-        # imported here: `import poolnd` and `poolnd tour` never load torch or matplotlib
-        from poolnd import bench as benchmark
-
-        return benchmark.main(quick=args.quick, as_json=args.json, plot_path=args.plot,
-                              repeat=args.repeat, threads=args.threads)
-    if args.command in (None, "tour"):
-        tour()
-    return 0
+    if args.command is None:
+        args = parser.parse_args(["tour"])
+    try:
+        return args.run(args)
+    except (MissingExtra, ValueError, TypeError, OSError) as error:
+        print(f"poolnd {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
