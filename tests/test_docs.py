@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 MODULES = ["poolnd", "poolnd.functional", "poolnd.nn",
-           "poolnd._lp", "poolnd._fractional", "poolnd._unpool", "poolnd._adaptive"]
+           "poolnd._lp", "poolnd._fractional", "poolnd._unpool", "poolnd._adaptive",
+           "poolnd.mygrad"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -34,6 +34,7 @@ from .functional import (
     _compute_dtype,
     _float_dtype,
     _from_canonical,
+    _new_input_like,
     _position_dtype,
     _pytorch_named,
     _run_planes,
@@ -199,7 +200,7 @@ def _adaptive_max_backward_window(grad_output, positions: np.ndarray, plan: Adap
                                plan.out_lengths)
         return _scatter_flat(grad, flat, plan)
     grad = _to_canonical(grad, plan, plan.out_lengths, compute)
-    grad_in = np.zeros(plan.canonical_in, compute)
+    grad_in = _new_input_like(plan, compute, zeroed=True)
     starts, _ = _bounds(plan.starts, plan.ends)
     _run_planes(_kernels.adaptive_max_backward_window, grad, grad_in, _as_row_array(grad),
                 _as_row_array(canonical_positions), _as_row_array(grad_in),

@@ -57,11 +57,6 @@ class PoolPlan:
             shape[axis] = out
         return tuple(shape)
 
-    @property
-    def canonical_in(self) -> tuple[int, ...]:
-        """Input shape in the kernels' layout ``(B, *lengths, C)``."""
-        return (math.prod(self.outer_shape), *self.lengths, math.prod(self.inner_shape))
-
 
 def plan_pool(
     op: str,
@@ -341,7 +336,6 @@ class AdaptivePlan:
 
     ndim = PoolPlan.ndim
     out_shape = PoolPlan.out_shape
-    canonical_in = PoolPlan.canonical_in
 
 
 def plan_adaptive(op: str, shape: tuple[int, ...], output_size, axes=None,
@@ -444,7 +438,6 @@ class FractionalPlan:
     ndim = PoolPlan.ndim
     window_size = PoolPlan.window_size
     out_shape = PoolPlan.out_shape
-    canonical_in = PoolPlan.canonical_in
 
     @property
     def batch_shape(self) -> tuple[int, ...]:

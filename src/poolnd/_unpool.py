@@ -22,6 +22,7 @@ from .functional import (
     _compute_dtype,
     _float_dtype,
     _from_canonical,
+    _new_input_like,
     _pytorch_named,
     _to_canonical,
 )
@@ -57,7 +58,7 @@ def _max_unpool_planned(x: np.ndarray, indices, plan: PoolPlan):
     compute = np.dtype(np.int64) if x.dtype == np.bool_ else _compute_dtype(x.dtype)
     values = _flat_canonical(x, plan, plan.out_lengths, compute)
     index = _flat_canonical(indices, plan, plan.out_lengths, np.int64)
-    out = np.empty((values.shape[0], math.prod(plan.lengths), values.shape[2]), compute)
+    out = _new_input_like(plan, compute, flat=True)
     _parallel.run(_unpool_kernels.scatter_add, out.shape[0], out.size + values.size, values,
                   index, out)
     out = _from_canonical(out, plan, plan.lengths)

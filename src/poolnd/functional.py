@@ -128,11 +128,31 @@ def _to_canonical(arr: np.ndarray, plan: PoolPlan, lengths, dtype) -> np.ndarray
 
 
 def _from_canonical(arr: np.ndarray, plan: PoolPlan, lengths) -> np.ndarray:
-    """Undo :func:`_to_canonical`: back to the input's axis order (a view)."""
+    """Undo :func:`_to_canonical`: back to the input's axis order (a view, or the
+    array that ``arr`` views when that is it: see :func:`_new_input_like`)."""
     arr = arr.reshape(*plan.outer_shape, *lengths, *plan.inner_shape)
     if plan.perm != tuple(range(arr.ndim)):
-        arr = arr.transpose(np.argsort(plan.perm))
+        return arr.transpose(np.argsort(plan.perm))
+    owner = arr.base
+    if (isinstance(owner, np.ndarray) and owner.shape == arr.shape and owner.dtype == arr.dtype
+            and owner.flags.c_contiguous and owner.ctypes.data == arr.ctypes.data):
+        return owner
     return arr
+
+
+def _new_input_like(plan: PoolPlan, dtype, *, flat: bool = False,
+                    zeroed: bool = False) -> np.ndarray:
+    """A new input-shaped array for a backward kernel, as its canonical view
+    ``(B, *lengths, C)`` (``flat``: ``(B, prod(lengths), C)``).
+
+    It is allocated in the input's axis order, so that :func:`_from_canonical`
+    returns an array that owns its memory rather than a view; MyGrad, for one,
+    copies every gradient that is a view.
+    """
+    whole = (np.zeros if zeroed else np.empty)(
+        (*plan.outer_shape, *plan.lengths, *plan.inner_shape), dtype)
+    lengths = (math.prod(plan.lengths),) if flat else plan.lengths
+    return whole.reshape(math.prod(plan.outer_shape), *lengths, math.prod(plan.inner_shape))
 
 
 def _window_geometry(plan: PoolPlan):
@@ -408,7 +428,7 @@ def _scatter_flat(grad: np.ndarray, indices: np.ndarray, plan: PoolPlan) -> np.n
     compute = _compute_dtype(result)
     planes, channels = math.prod(plan.outer_shape), math.prod(plan.inner_shape)
     flat_out = (planes, math.prod(plan.out_lengths), channels)
-    grad_in = np.empty((planes, math.prod(plan.lengths), channels), compute)
+    grad_in = _new_input_like(plan, compute, flat=True)
     grad = _to_canonical(grad, plan, plan.out_lengths, compute).reshape(flat_out)
     indices = _to_canonical(indices, plan, plan.out_lengths, np.int64).reshape(flat_out)
     _run_planes(_unpool_kernels.scatter_add, grad, grad_in, grad, indices, grad_in)
@@ -443,7 +463,7 @@ def _max_backward_from_window(grad: np.ndarray, positions: np.ndarray, plan: Poo
         return _scatter_flat(grad, _window_to_flat(positions, plan), plan)
     result = _float_dtype(grad.dtype)
     compute = _compute_dtype(result)
-    grad_in = np.empty(plan.canonical_in, compute)
+    grad_in = _new_input_like(plan, compute)
     k, s, d, p, _, _ = _as_kernel_args(_window_geometry(plan))
     grad = _as_row_array(_to_canonical(grad, plan, plan.out_lengths, compute))
     positions = _as_row_array(_to_canonical(positions, plan, plan.out_lengths, positions.dtype))

@@ -1,0 +1,139 @@
+"""poolnd's pooling as MyGrad operations: a drop-in for ``mygrad.nnet.layers.max_pool``.
+
+>>> import mygrad as mg
+>>> from poolnd.mygrad import max_pool
+>>> x = mg.Tensor([[0., 10., 8.], [2., 7., 3.], [5., 7., 20.]])
+>>> out = max_pool(x, pool=(2, 2), stride=1)
+>>> out
+Tensor([[10., 10.],
+        [ 7., 20.]])
+>>> out.sum().backward()
+>>> x.grad
+array([[0., 2., 0.],
+       [0., 1., 0.],
+       [0., 0., 1.]])
+
+Each function takes MyGrad's positional arguments (``x, pool, stride``, the
+trailing ``len(pool)`` axes pooled) and ``constant=`` with MyGrad's meaning,
+plus poolnd's geometry as keywords. The result is a ``mygrad.Tensor`` in
+MyGrad's graph; its backward runs poolnd's kernels and gives ``x.grad`` in
+``x``'s dtype. Each call builds a :mod:`poolnd.nn` layer, which keeps only what
+its backward needs (for max pooling, one byte per output for windows up to
+256 elements). MyGrad is an optional dependency: ``pip install 'poolnd[mygrad]'``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import nn
+from ._optional import require
+
+require("mygrad", "mygrad", "poolnd.mygrad")
+
+from mygrad.operation_base import Operation  # noqa: E402  (after the friendly check)
+from mygrad.tensor_base import Tensor  # noqa: E402
+
+__all__ = ["adaptive_avg_pool", "adaptive_max_pool", "avg_pool", "lp_pool", "max_pool"]
+
+
+class LayerOperation(Operation):
+    """One poolnd layer as a node of MyGrad's graph: its forward, and its backward for ``x``."""
+
+    can_return_view = False  # layers always return new arrays
+
+    def __call__(self, x: Tensor, layer: Any):
+        self.variables = (x,)
+        self.layer = layer
+        return layer(x.data)
+
+    def backward_var(self, grad, index, **kwargs):
+        x = self.variables[index]
+        return self.layer.backward(grad).astype(x.dtype, copy=False)
+
+
+class MaxPoolOperation(LayerOperation):
+    """Max pooling's node. MyGrad adds up the gradients of overlapping windows in
+    float64 and rounds once to ``x``'s dtype; so does this, so that ``x.grad`` is
+    bit-for-bit MyGrad's. Windows that do not overlap need no sums."""
+
+    def backward_var(self, grad, index, **kwargs):
+        plan = self.layer._last_plan()
+        if any(s < d * (k - 1) + 1 for k, s, d in zip(plan.kernel, plan.stride, plan.dilation)):
+            grad = np.asarray(grad, dtype=np.float64)
+        return super().backward_var(grad, index, **kwargs)
+
+
+def pooled(x: Any, layer: Any, constant: bool | None = None,
+           operation: type[LayerOperation] = LayerOperation) -> Tensor:
+    """``layer(x)`` as a ``mygrad.Tensor`` that back-propagates through ``layer.backward``."""
+    return Tensor._op(operation, x, op_args=(layer,), constant=constant)
+
+
+def max_pool(x, pool, stride, *, padding=0, dilation=1, ceil_mode=False,
+             nan_policy="propagate", constant=None) -> Tensor:
+    """Max pooling over the last ``len(pool)`` axes of ``x``, as MyGrad's ``max_pool``.
+
+    Equal to ``mygrad.nnet.layers.max_pool(x, pool, stride, constant=constant)``
+    wherever MyGrad accepts the geometry (windows that tile the input exactly),
+    values and gradients; beyond it, poolnd's ``padding``, ``dilation``,
+    ``ceil_mode`` and ``nan_policy`` (see :func:`poolnd.max_pool`). Ties send
+    the gradient to the first maximum, as MyGrad does.
+
+    >>> import mygrad as mg, numpy as np
+    >>> x = mg.Tensor(np.arange(16.0).reshape(1, 1, 4, 4))
+    >>> max_pool(x, (3, 3), 2, padding=1).shape
+    (1, 1, 2, 2)
+    """
+    return pooled(x, nn.MaxPoolNd(pool, stride, padding, dilation, ceil_mode=ceil_mode,
+                                  nan_policy=nan_policy), constant, MaxPoolOperation)
+
+
+def avg_pool(x, pool, stride, *, padding=0, dilation=1, ceil_mode=False,
+             count_include_pad=True, divisor_override=None, constant=None) -> Tensor:
+    """Average pooling over the last ``len(pool)`` axes of ``x`` (see :func:`poolnd.avg_pool`).
+
+    >>> import mygrad as mg
+    >>> x = mg.Tensor([[1., 2., 3., 4.]])
+    >>> out = avg_pool(x, (2,), 2)
+    >>> out.backward()
+    >>> out, x.grad
+    (Tensor([[1.5, 3.5]]), array([[0.5, 0.5, 0.5, 0.5]]))
+    """
+    return pooled(x, nn.AvgPoolNd(pool, stride, padding, ceil_mode, count_include_pad,
+                                  divisor_override, dilation=dilation), constant)
+
+
+def lp_pool(x, norm_type, pool, stride=None, *, ceil_mode=False, constant=None) -> Tensor:
+    """LP pooling over the last ``len(pool)`` axes of ``x`` (see :func:`poolnd.lp_pool`).
+
+    >>> import mygrad as mg
+    >>> lp_pool(mg.Tensor([[3., 4., 1., 0.]]), 2, (2,))
+    Tensor([[5., 1.]])
+    """
+    return pooled(x, nn.LPPoolNd(norm_type, pool, stride, ceil_mode), constant)
+
+
+def adaptive_max_pool(x, output_size, *, nan_policy="propagate", constant=None) -> Tensor:
+    """Adaptive max pooling of the last ``len(output_size)`` axes (see
+    :func:`poolnd.adaptive_max_pool`).
+
+    >>> import mygrad as mg, numpy as np
+    >>> adaptive_max_pool(mg.Tensor(np.arange(10.0)), (3,))
+    Tensor([3., 6., 9.])
+    """
+    return pooled(x, nn.AdaptiveMaxPoolNd(output_size, nan_policy=nan_policy), constant)
+
+
+def adaptive_avg_pool(x, output_size, *, constant=None) -> Tensor:
+    """Adaptive average pooling of the last ``len(output_size)`` axes; ``(1, 1)`` is
+    global average pooling (see :func:`poolnd.adaptive_avg_pool`).
+
+    >>> import mygrad as mg, numpy as np
+    >>> adaptive_avg_pool(mg.Tensor(np.arange(8.0).reshape(2, 4)), (1,))
+    Tensor([[1.5],
+            [5.5]])
+    """
+    return pooled(x, nn.AdaptiveAvgPoolNd(output_size), constant)
