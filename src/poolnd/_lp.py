@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from . import _parallel
+from ._dask import is_dask_array as _is_dask
 from ._geometry import PoolPlan, check_norm_type, plan_pool
 from ._kernels import lp as _lp_kernels
 from ._unpool import _gather_flat
@@ -111,6 +112,9 @@ def _max_of_abs(x: np.ndarray, plan: PoolPlan, kind: int):
 
 
 def _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, *, op, n=None):
+    if _is_dask(x):  # a lazy Dask array in, a lazy Dask array out (poolnd._dask)
+        from . import _dask
+        return _dask.lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, op=op, n=n)
     x = _as_real_array(x, "x")
     p = check_norm_type(norm_type)
     plan = _plan_lp(op, x.shape, kernel_size, stride, ceil_mode, axes, n)

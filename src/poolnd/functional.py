@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from . import _parallel
+from ._dask import is_dask_array as _is_dask
 from ._geometry import PoolPlan, check_flag, plan_pool
 from ._kernels import _rows
 from ._kernels import max as _max_kernels
@@ -329,6 +330,10 @@ def _max_pool_planned(x: np.ndarray, plan: PoolPlan, kind: int, omit_nan: bool):
 
 def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes, return_indices,
               nan_policy, *, op, n=None):
+    if _is_dask(x):  # a lazy Dask array in, a lazy Dask array out (poolnd._dask)
+        from . import _dask
+        return _dask.max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes,
+                              return_indices, nan_policy, op=op, n=n)
     x = _as_real_array(x, "x")
     _check_choice("nan_policy", nan_policy, _NAN_POLICIES)
     return_indices = check_flag("return_indices", return_indices)
@@ -613,6 +618,10 @@ def _avg_backward_planned(grad, plan: PoolPlan, include_pad: bool, override: int
 
 def _avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
               divisor_override, axes, dtype, *, op, n=None):
+    if _is_dask(x):  # a lazy Dask array in, a lazy Dask array out (poolnd._dask)
+        from . import _dask
+        return _dask.avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode,
+                              count_include_pad, divisor_override, axes, dtype, op=op, n=n)
     x = _as_real_array(x, "x")
     include_pad = check_flag("count_include_pad", count_include_pad)
     override = _check_divisor(divisor_override)

@@ -1,0 +1,277 @@
+"""Dask arrays: lazy results equal to the NumPy path for every geometry and chunking.
+
+The hypothesis tests compute on a ``dask.distributed.LocalCluster`` of two
+worker processes (one per module) and compare with the NumPy path bit for
+bit: values, dtypes, global indices and errors alike.
+"""
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import poolnd
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+@st.composite
+def chunkings(draw, length, max_cuts):
+    """Chunk sizes for one axis: a partition of ``length``, down to single elements.
+
+    ``max_cuts`` keeps the task count (and the test's time) bounded.
+    """
+    if length <= 1:
+        return (length,)
+    cuts = draw(st.sets(st.integers(1, length - 1), max_size=min(max_cuts, length - 1)))
+    bounds = [0, *sorted(cuts), length]
+    return tuple(b - a for a, b in zip(bounds, bounds[1:]))
+
+
+@st.composite
+def cases(draw, op):
+    """An input with its chunks and a pooling call's arguments (valid or not)."""
+    n = draw(st.integers(1, 3))
+    n_batch = draw(st.integers(0, 2))
+    ndim = n + n_batch
+    axes = tuple(draw(st.permutations(range(ndim)))[:n])
+    axes = tuple(sorted(axes)) if draw(st.booleans()) else axes
+    shape = [draw(st.integers(1, 3)) for _ in range(ndim)]
+    for axis in axes:
+        shape[axis] = draw(st.integers(1, 13))
+    dtype = draw(st.sampled_from(["float32", "float64", "int16", "uint8"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = (rng.integers(0, 50, size=shape) if dtype in ("int16", "uint8")
+         else rng.standard_normal(shape) * 10).astype(dtype)
+    if op == "lp":
+        x = np.abs(x)
+    chunks = tuple(draw(chunkings(length, 3 if axis in axes else 1))
+                   for axis, length in enumerate(shape))
+    ints = st.integers(1, 5)
+    kernel = tuple(draw(ints) for _ in range(n))
+    stride = draw(st.none() | st.tuples(*(st.integers(1, 4),) * n))
+    kwargs = dict(kernel_size=kernel, stride=stride, ceil_mode=draw(st.booleans()),
+                  axes=axes if draw(st.booleans()) or axes != tuple(range(n_batch, ndim))
+                  else None)
+    if op != "lp":
+        kwargs["dilation"] = tuple(draw(st.integers(1, 2)) for _ in range(n))
+        kwargs["padding"] = draw(
+            st.sampled_from(["same", "valid"])
+            | st.integers(0, 2)
+            | st.tuples(*(st.tuples(st.integers(0, 3), st.integers(0, 3)),) * n)
+        )
+    return x, chunks, kwargs
+
+
+def _same_as_numpy(numpy_call, dask_call, client, indices=False):
+    """``dask_call()`` computes on the cluster to ``numpy_call()``'s result, or both raise alike."""
+    try:
+        expected = numpy_call()
+    except ValueError as error:
+        with pytest.raises(ValueError) as raised:
+            dask_call()  # raised while building the graph, before any work
+        assert str(raised.value) == str(error)
+        return
+    lazy = dask_call()
+    got = client.compute(lazy, sync=True) if not indices else client.gather(
+        client.compute(list(lazy)))
+    for want, have in zip(expected if indices else [expected], got if indices else [got]):
+        assert have.dtype == want.dtype
+        np.testing.assert_array_equal(have, want)
+
+
+# --------------------------------------------------------------------------- equal to NumPy
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=cases("max"), nan_policy=st.sampled_from(["propagate", "omit"]),
+       return_indices=st.booleans(), with_nan=st.booleans())
+def test_max_pool_of_dask_equals_numpy(client, case, nan_policy, return_indices, with_nan):
+    x, chunks, kwargs = case
+    if with_nan and x.dtype.kind == "f" and x.size:
+        x = x.copy()
+        x.flat[:: 3] = np.nan
+    kwargs.update(nan_policy=nan_policy, return_indices=return_indices)
+    dx = da.from_array(x, chunks=chunks)
+    _same_as_numpy(lambda: poolnd.max_pool(x, **kwargs), lambda: poolnd.max_pool(dx, **kwargs),
+                   client, indices=return_indices)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=cases("avg"), count_include_pad=st.booleans(),
+       divisor_override=st.none() | st.integers(1, 7))
+def test_avg_pool_of_dask_equals_numpy(client, case, count_include_pad, divisor_override):
+    x, chunks, kwargs = case
+    kwargs.update(count_include_pad=count_include_pad, divisor_override=divisor_override)
+    dx = da.from_array(x, chunks=chunks)
+    _same_as_numpy(lambda: poolnd.avg_pool(x, **kwargs), lambda: poolnd.avg_pool(dx, **kwargs),
+                   client)
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=cases("lp"), norm_type=st.sampled_from([1, 2, 3, 1.5, float("inf")]))
+def test_lp_pool_of_dask_equals_numpy(client, case, norm_type):
+    x, chunks, kwargs = case
+    dx = da.from_array(x, chunks=chunks)
+    _same_as_numpy(lambda: poolnd.lp_pool(x, norm_type, **kwargs),
+                   lambda: poolnd.lp_pool(dx, norm_type, **kwargs), client)
+
+
+@pytest.mark.parametrize("chunks", [(2, 5, 7, 3, 4), (3, 3, 2, 4, 8), (3, 16, 16, 16, 16)])
+def test_four_pooled_axes_large_windows_and_channels_last(client, chunks):
+    # large windows (>= 16 taps) take the running-sum path, four axes the two-stage one
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 11, 9, 10, 8)).astype(np.float32)
+    dx = da.from_array(x, chunks=chunks)
+    for kwargs in (dict(kernel_size=(3, 2, 3, 2), stride=(2, 1, 2, 3), padding=1, ceil_mode=True,
+                        axes=(0, 1, 2, 3)),
+                   dict(kernel_size=(5, 4), stride=(2, 3), padding="same", axes=(1, 3)),
+                   dict(kernel_size=(6, 6), stride=(4, 5), padding=(3, 2), ceil_mode=True,
+                        count_include_pad=False)):
+        for op in (poolnd.avg_pool, poolnd.max_pool):
+            if op is poolnd.max_pool:
+                kwargs = {k: v for k, v in kwargs.items() if k != "count_include_pad"}
+            np.testing.assert_array_equal(client.compute(op(dx, **kwargs), sync=True),
+                                          op(x, **kwargs))
+
+
+def test_named_ops_and_layers_take_dask_arrays():
+    x = np.arange(2 * 9 * 10, dtype=np.float64).reshape(2, 9, 10) % 7
+    dx = da.from_array(x, chunks=(1, 4, 3))
+    with dask.config.set(scheduler="synchronous"):
+        np.testing.assert_array_equal(poolnd.max_pool2d(dx, 3, 2, 1).compute(),
+                                      poolnd.max_pool2d(x, 3, 2, 1))
+        np.testing.assert_array_equal(poolnd.avg_pool1d(dx, 4, ceil_mode=True).compute(),
+                                      poolnd.avg_pool1d(x, 4, ceil_mode=True))
+        np.testing.assert_array_equal(poolnd.lp_pool2d(dx, 2, 2).compute(),
+                                      poolnd.lp_pool2d(x, 2, 2))
+
+
+# --------------------------------------------------------------------------- lazy, blockwise
+
+
+class _Failing:
+    """An array-like that fails when read: only building a graph may touch it."""
+
+    shape, dtype, ndim = (4, 40, 40), np.dtype(np.float32), 3
+
+    def __getitem__(self, key):
+        raise AssertionError("read during graph construction")
+
+
+def test_result_is_lazy():
+    dx = da.from_array(_Failing(), chunks=(2, 10, 10))
+    out = poolnd.avg_pool(dx, (3, 3), stride=2, padding="same")
+    assert isinstance(out, da.Array)
+    assert out.shape == (4, 20, 20)
+    values, indices = poolnd.max_pool(dx, (2, 2), return_indices=True)
+    assert (values.dtype, indices.dtype) == (np.float32, np.int64)
+
+
+def test_aligned_windows_map_chunks_one_to_one():
+    dx = da.ones((4, 64, 48), chunks=(1, 16, 16), dtype=np.float32)
+    out = poolnd.max_pool(dx, (4, 4))
+    assert out.chunks == ((1,) * 4, (4,) * 4, (4,) * 3)
+    # the input's layer and one pooling layer: no slicing, joining or rechunking
+    assert len(out.dask.layers) == 2
+
+
+def test_each_block_reads_only_its_chunk_and_halo():
+    from dask.core import get_dependencies
+
+    x = np.random.default_rng(2).standard_normal((2, 96, 96)).astype(np.float32)
+    dx = da.from_array(x, chunks=(1, 16, 16))
+    kwargs = dict(kernel_size=(5, 5), stride=3, padding=2, ceil_mode=True)
+    out = poolnd.avg_pool(dx, **kwargs)
+    graph = dict(out.__dask_graph__())
+    reads = [get_dependencies(graph, key) for key in out.__dask_keys__() for key in key
+             for key in key]
+    assert len(reads) == 2 * 6 * 6
+    # a halo shorter than a chunk: one chunk, or two neighbours along each axis
+    assert max(len(keys) for keys in reads) <= 4
+    np.testing.assert_array_equal(out.compute(scheduler="synchronous"),
+                                  poolnd.avg_pool(x, **kwargs))
+
+
+# --------------------------------------------------------------------------- errors, imports
+
+
+def test_errors_come_before_any_work():
+    dx = da.from_array(_Failing(), chunks=(2, 10, 10))
+    with pytest.raises(ValueError, match="nan_policy"):
+        poolnd.max_pool(dx, (2, 2), nan_policy="ignore")
+    with pytest.raises(ValueError, match="kernel_size"):
+        poolnd.max_pool(dx, 2)
+    with pytest.raises(ValueError, match="divisor_override"):
+        poolnd.avg_pool(dx, (2, 2), divisor_override=0)
+    with pytest.raises(ValueError, match="norm_type"):
+        poolnd.lp_pool(dx, -1, (2, 2))
+    with pytest.raises(TypeError, match="dtype complex"):
+        poolnd.max_pool(da.zeros((4, 4), dtype=complex), (2, 2))
+    unknown = da.ones(10, chunks=5)[da.ones(10, chunks=5) > 0]
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        poolnd.max_pool(unknown, (2,))
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from poolnd import _dask
+
+    result = doctest.testmod(_dask, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_numpy_calls_never_import_dask():
+    code = ("import sys, numpy as np, poolnd; poolnd.max_pool(np.ones((4, 4)), (2, 2)); "
+            "poolnd.avg_pool(np.ones((4, 4)), (2, 2)); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dask'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- a lost worker
+
+
+def test_a_killed_worker_loses_nothing(client):
+    x = np.random.default_rng(3).standard_normal((8, 64, 64)).astype(np.float32)
+
+    def slow(block):  # defined here so that it travels by value to the workers
+        time.sleep(0.25)
+        return block
+
+    dx = da.from_array(x, chunks=(1, 32, 32)).map_blocks(slow, dtype=x.dtype)
+    future = client.compute(poolnd.max_pool(dx, (3, 3), stride=2, padding=1))
+    pids = client.run(os.getpid)
+    deadline = time.monotonic() + 60
+    while not all(client.processing().values()):  # both workers busy with the job
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.6)
+    assert not future.done()
+    victim = sorted(pids)[0]
+    os.kill(pids[victim], signal.SIGKILL)
+    got = future.result(timeout=120)
+    np.testing.assert_array_equal(got, poolnd.max_pool(x, (3, 3), stride=2, padding=1))
+    assert pids[victim] not in client.run(os.getpid).values()  # it was really lost
