@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -42,13 +43,14 @@ Runner = Callable[[], object]
 # setup and is not timed.
 Maker = Callable[[Any, Any], Runner]
 
-COLUMNS = ("poolnd", "torch", "torch_cl", "mygrad", "numpy", "floor")
+COLUMNS = ("poolnd", "torch", "torch_cl", "mygrad", "tinyml", "numpy", "floor")
 LABELS = {"poolnd": "poolnd", "torch": "torch", "torch_cl": "torch-CL", "mygrad": "mygrad",
-          "numpy": "numpy", "floor": "floor"}
+          "tinyml": "tinyml", "numpy": "numpy", "floor": "floor"}
 # Which module each column needs; the floor probe and NumPy are always there.
 LIBRARY = {"poolnd": "poolnd", "torch": "torch", "torch_cl": "torch", "mygrad": "mygrad",
-           "numpy": "numpy", "floor": "numpy"}
-INSTALL_HINT = {"torch": "pip install 'poolnd[bench]'", "mygrad": "pip install 'poolnd[mygrad]'"}
+           "tinyml": "tinyml", "numpy": "numpy", "floor": "numpy"}
+INSTALL_HINT = {"torch": "pip install 'poolnd[bench]'", "mygrad": "pip install 'poolnd[mygrad]'",
+                "tinyml": "pip install tinyml==0.0.6"}
 NOT_APPLICABLE = "n/a"
 MIN_SAMPLES = 3
 
@@ -69,6 +71,7 @@ class Case:
     poolnd: Maker
     torch: Maker | None = None
     mygrad: Maker | None = None
+    tinyml: Maker | None = None
     numpy: Maker | None = None
     torch_layout: Callable[[Any], Any] = field(default=lambda t: t)
 
@@ -117,14 +120,47 @@ def _mygrad_max(pool: tuple[int, ...], stride: int) -> Maker:
     return make
 
 
-def _mygrad_max_step(pool: tuple[int, ...], stride: int) -> Maker:
-    def make(mygrad: Any, x: np.ndarray) -> Runner:
-        max_pool = mygrad.nnet.layers.max_pool
+def _mygrad_max_step(pool: tuple[int, ...], stride: int, drop_in: bool = False) -> Maker:
+    """Forward and backward in MyGrad's graph, pooled by MyGrad's own ``max_pool``
+    or (``drop_in``, for the poolnd column) by ``poolnd.mygrad.max_pool``."""
+    def make(lib: Any, x: np.ndarray) -> Runner:
+        import mygrad
+
+        if drop_in:
+            from poolnd.mygrad import max_pool
+        else:
+            max_pool = mygrad.nnet.layers.max_pool
         grad = np.ones_like(max_pool(x, pool, stride, constant=True).data)
 
         def step() -> None:
             max_pool(mygrad.tensor(x, copy=False), pool, stride).backward(grad)
         return step
+    return make
+
+
+def _tinyml_max_step(layer_class: Callable[..., Any], kernel: int) -> Maker:
+    """tinyml's ``MaxPool2D`` (or poolnd's front end for it): forward, then backward."""
+    def make(lib: Any, x: np.ndarray) -> Runner:
+        layer = layer_class("pool", x.shape[1:], (kernel, kernel), kernel)
+        grad = np.ones_like(layer.forward(x))
+
+        def step() -> None:
+            layer.forward(x)
+            layer.backward(grad)
+        return step
+    return make
+
+
+def _compat_tinyml_step(kernel: int) -> Maker:
+    def make(lib: Any, x: np.ndarray) -> Runner:
+        from poolnd.compat.tinyml import MaxPool2D
+        return _tinyml_max_step(MaxPool2D, kernel)(lib, x)
+    return make
+
+
+def _original_tinyml_step(kernel: int) -> Maker:
+    def make(tinyml: Any, x: np.ndarray) -> Runner:
+        return _tinyml_max_step(tinyml.layers.pooling.MaxPool2D, kernel)(tinyml, x)
     return make
 
 
@@ -189,6 +225,8 @@ NCHW = (32, 64, 112, 112)
 QUICK_NCHW = (2, 32, 112, 112)
 BATCH_ONE = "max_pool2d k3 s2 p1, batch one"
 MEMORY_CASE = "MaxPool2d k3 s2 p1 fwd+bwd"
+TINYML_CASE = "tinyml MaxPool2D k2 fwd+bwd"  # poolnd.compat.tinyml against tinyml itself
+MYGRAD_CASE = "mygrad max_pool k2 fwd+bwd"  # poolnd.mygrad.max_pool against MyGrad's own
 
 
 def max2d_case(name: str, shape: tuple[int, ...], kernel: int, stride: int, padding: int = 0,
@@ -231,6 +269,12 @@ def cases(quick: bool = False) -> list[Case]:
         Case("MaxPool2d k2 fwd+bwd", nchw, "float32",
              poolnd=_poolnd_layer_step(MaxPool2d, 2), torch=_torch_layer_step("MaxPool2d", 2),
              mygrad=_mygrad_max_step((2, 2), 2)),
+        Case(TINYML_CASE, (4, 16, 32, 32) if quick else (32, 16, 64, 64), "float32",
+             poolnd=_compat_tinyml_step(2), torch=_torch_layer_step("MaxPool2d", 2),
+             tinyml=_original_tinyml_step(2)),
+        *([Case(MYGRAD_CASE, maps, "float32", poolnd=_mygrad_max_step((2, 2), 2, drop_in=True),
+                mygrad=_mygrad_max_step((2, 2), 2))]
+          if importlib.util.find_spec("mygrad") else []),  # the drop-in needs MyGrad
         Case(MEMORY_CASE, nchw, "float32",
              poolnd=_poolnd_layer_step(MaxPool2d, 3, 2, 1),
              torch=_torch_layer_step("MaxPool2d", 3, 2, 1)),
@@ -293,11 +337,13 @@ def make_input(shape: Sequence[int], dtype: str, seed: int = 0) -> np.ndarray:
 def load_libraries() -> dict[str, Any]:
     """The modules the columns need; ``None`` for an optional one that is missing."""
     libraries: dict[str, Any] = {"poolnd": poolnd, "numpy": np}
-    for name in ("torch", "mygrad"):
+    for name in ("torch", "mygrad", "tinyml"):
         try:
             module = importlib.import_module(name)
             if name == "mygrad":
                 importlib.import_module("mygrad.nnet.layers")
+            if name == "tinyml":
+                importlib.import_module("tinyml.layers.pooling")
             libraries[name] = module
         except ImportError:
             libraries[name] = None
@@ -309,7 +355,7 @@ def _runners(case: Case, x: np.ndarray, libraries: dict[str, Any]
     """The zero-argument calls to time, and why any column is skipped."""
     makers: dict[str, Maker | None] = {
         "poolnd": case.poolnd, "torch": case.torch, "torch_cl": case.torch,
-        "mygrad": case.mygrad, "numpy": case.numpy, "floor": _floor_probe}
+        "mygrad": case.mygrad, "tinyml": case.tinyml, "numpy": case.numpy, "floor": _floor_probe}
     runners: dict[str, Runner] = {}
     skipped: dict[str, str] = {}
     for column, maker in makers.items():
