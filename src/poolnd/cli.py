@@ -71,7 +71,7 @@ def tour() -> None:
 # Each subcommand lives in its own module, which adds its parser with
 # ``add_parser(commands)`` and sets ``run`` (``args -> exit status``). Their
 # top-level imports are light: heavy and optional libraries load inside ``run``.
-_COMMAND_MODULES = ("poolnd.demo", "poolnd.bench",)
+_COMMAND_MODULES = ("poolnd.demo", "poolnd.bench", "poolnd.files")
 
 
 def _tour_parser(commands: argparse._SubParsersAction) -> None:
