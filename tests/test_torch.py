@@ -78,19 +78,19 @@ class Geometry:
 
 
 @st.composite
-def geometries(draw, n, dilated=True):
+def geometries(draw, n, dilated=True, largest_kernel=4):
     """Max geometries are dilated; avg ones are not (torch's avg pooling has no dilation)."""
     kernel, stride, padding, dilation, spatial = [], [], [], [], []
     for _ in range(n):
-        k = draw(st.integers(1, 4))
+        k = draw(st.integers(1, largest_kernel))
         d = draw(st.integers(1, 3)) if dilated else 1
         p = draw(st.integers(0, k // 2))
         lowest = max(1, d * (k - 1) + 1 - 2 * p)
         if n == 3 and not dilated:
             lowest = max(lowest, k)  # avg_pool3d rejects an input shorter than the kernel
-        spatial.append(draw(st.integers(lowest, max(lowest, MAX_LEN[n]))))
+        spatial.append(draw(st.integers(lowest, max(lowest, MAX_LEN[n], k + 4))))
         kernel.append(k)
-        stride.append(draw(st.integers(1, 4)))
+        stride.append(draw(st.integers(1, max(4, k))))
         padding.append(p)
         dilation.append(d)
     geo = Geometry(
@@ -270,8 +270,8 @@ def assert_close(actual, expected):
 
 
 @st.composite
-def cases(draw, n, dilated=True, batch_axes=2):
-    geo = draw(geometries(n, dilated))
+def cases(draw, n, dilated=True, batch_axes=2, largest_kernel=4):
+    geo = draw(geometries(n, dilated, largest_kernel))
     batch = draw(batch_shapes(batch_axes))
     x = draw(arrays(batch + geo.spatial))
     return geo, x
@@ -348,6 +348,21 @@ def test_avg_pool_equals_torch(n, data, options):
     )
     assert_close(got, want)
     np.testing.assert_array_equal(x_in, before, strict=True)
+
+
+@NDIMS
+@given(data=st.data(), options=avg_options)
+def test_large_windows_equal_torch(n, data, options):
+    """Windows of 16 elements and more: the running folds where they overlap a lot, the
+    row walk where they do not; both give torch's values."""
+    count_include_pad, divisor_override = options
+    geo, x = data.draw(cases(n, dilated=False, largest_kernel=9))
+    arguments = dict(stride=geo.arg("stride"), padding=geo.arg("padding"),
+                     ceil_mode=geo.ceil_mode)
+    assert_identical(poolnd.max_pool(x, geo.kernel, **arguments), torch_max(x, geo)[0])
+    assert_close(poolnd.avg_pool(x, geo.kernel, **arguments, count_include_pad=count_include_pad,
+                                 divisor_override=divisor_override),
+                 torch_avg(x, geo, count_include_pad, divisor_override)[0])
 
 
 @NDIMS

@@ -259,13 +259,17 @@ def _max_identity(dtype: np.dtype, omit_nan: bool):
 # Sums need no divisors (the max kernels take the same arguments as the average's).
 _NO_DIVISORS = (np.ones(1), np.ones(1), np.ones(1))
 
-# From this many elements in a window on, pool one axis at a time by running folds.
+# From this many elements in a window on, and when each element lies in this many
+# windows on average, pool one axis at a time by running folds. Windows that barely
+# overlap read each element about once anyway: the row walk does that in one pass.
 _LARGE_WINDOW = 16
+_OVERLAP = 4
 
 
 def _is_large_window(geometry) -> bool:
-    kernel, _, dilation = geometry[:3]
-    return math.prod(kernel) >= _LARGE_WINDOW and all(d == 1 for d in dilation)
+    kernel, stride, dilation = geometry[:3]
+    return (math.prod(kernel) >= _LARGE_WINDOW and all(d == 1 for d in dilation)
+            and math.prod(kernel) >= _OVERLAP * math.prod(stride))
 
 
 def _pool_separably(x, geometry, reduction, identity):
