@@ -91,7 +91,8 @@ def test_pool_png_pools_height_and_width_and_rounds_back(tmp_path):
     image.fromarray(data).save(tmp_path / "in.png")
     assert _pool(tmp_path / "in.png", tmp_path / "out.png", "--op", "avg", "--kernel", "3",
                  "--stride", "2", "--padding", "1") == 0
-    got = np.asarray(image.open(tmp_path / "out.png"))
+    with image.open(tmp_path / "out.png") as picture:
+        got = np.asarray(picture)
     want = np.rint(poolnd.avg_pool(data, (3, 3), 2, 1, axes=(0, 1))).astype(np.uint8)
     np.testing.assert_array_equal(got, want)
 
@@ -101,10 +102,12 @@ def test_pool_jpeg(tmp_path):
     data = np.random.default_rng(4).integers(0, 256, (32, 48)).astype(np.uint8)
     image.fromarray(data).save(tmp_path / "in.jpg", quality=100)
     assert _pool(tmp_path / "in.jpg", tmp_path / "out.npy", "--kernel", "4") == 0
-    decoded = np.asarray(image.open(tmp_path / "in.jpg"))
+    with image.open(tmp_path / "in.jpg") as picture:
+        decoded = np.asarray(picture)
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), poolnd.max_pool(decoded, (4, 4)))
     assert _pool(tmp_path / "in.jpg", tmp_path / "out.jpeg", "--kernel", "4") == 0
-    assert image.open(tmp_path / "out.jpeg").size == (12, 8)
+    with image.open(tmp_path / "out.jpeg") as picture:
+        assert picture.size == (12, 8)
 
 
 def test_existing_output_is_replaced_only_with_force(tmp_path, volume, capsys):
