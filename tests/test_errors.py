@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import poolnd
+import poolnd.nn
 
 X = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5)
 
@@ -209,3 +210,51 @@ def test_read_only_inputs_of_a_failing_call_stay_intact():
         a.flags.writeable = False
     _raises_unmodified(ValueError, r"indices.*10000", poolnd.max_pool_backward, out, idx,
                        X.shape, (2, 2))
+
+
+# --- found by fuzzing (tests/test_fuzz.py) -------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"kernel_size": (2, 2**63)}, "kernel_size"),
+    ({"kernel_size": (2, 2), "stride": 2**64 + 3}, "stride"),
+    ({"kernel_size": (2, 2), "padding": ((0, 0), (2**63, 0))}, "padding"),
+    ({"kernel_size": (2, 2), "dilation": (1, -(2**63) - 1)}, "dilation"),
+])
+def test_sizes_past_int64_are_a_value_error_naming_them(kwargs, name):
+    # they used to reach numba as uint64 (a new compilation) or overflow in NumPy
+    _raises_unmodified(ValueError, rf"{name}.*int64", poolnd.max_pool, X, **kwargs)
+
+
+@pytest.mark.parametrize("op, args", [
+    (poolnd.adaptive_max_pool2d, ((2, 2**63),)),
+    (poolnd.adaptive_avg_pool2d, (10**30,)),
+    (poolnd.fractional_max_pool2d, (2, (2, 2**63))),
+])
+def test_output_sizes_past_int64_are_a_value_error(op, args):
+    _raises_unmodified(ValueError, r"output_size.*int64", op, X, *args)
+
+
+def test_adaptive_windows_whose_bounds_overflow_int64_are_rejected():
+    # 2**62 outputs of an axis of length 5: (i+1) * L does not fit in int64
+    _raises_unmodified(ValueError, r"(?s)axis 1.*5.*int64", poolnd.adaptive_avg_pool_backward,
+                       np.ones((1, 1)), (1, 5), (1, 2**62))
+
+
+def test_huge_padding_and_dilation_are_refused_without_huge_memory():
+    # 2**31 windows start in the padding; they used to be checked all at once (48 GiB)
+    _raises_unmodified(ValueError, r"(?s)axis 3.*dilation 2147483648.*no input element",
+                       poolnd.max_pool, X, (1, 2), 1, ((0, 0), (2**31, 2**31)), (1, 2**31))
+
+
+def test_padded_axis_too_long_for_int64_positions_is_rejected():
+    _raises_unmodified(ValueError, r"(?s)axis 3.*too long for int64", poolnd.avg_pool, X, (1, 2),
+                       1, ((0, 0), (2**62, 2**62)), (1, 2**62))
+
+
+def test_layers_keep_list_and_array_arguments_as_tuples():
+    # an array argument once made repr(AvgPool3d(...)) raise "truth value ... is ambiguous"
+    layer = poolnd.nn.AvgPoolNd(np.array([2, 2]), [1, 1], dilation=np.array([1, 1]))
+    assert repr(layer) == ("AvgPoolNd(kernel_size=(2, 2), stride=(1, 1), padding=0, "
+                           "dilation=(1, 1), ceil_mode=False, count_include_pad=True)")
+    np.testing.assert_array_equal(layer(X), poolnd.avg_pool(X, (2, 2), 1))

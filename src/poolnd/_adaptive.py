@@ -87,7 +87,7 @@ def _shifts(starts, ends):
     field is just wide enough for the axis's widest window, so an 8 x 8 window
     takes six bits, and the fields come apart with shifts and masks.
     """
-    bits = [(max(e - s for s, e in zip(ss, es)) - 1).bit_length()
+    bits = [(int(np.max(np.subtract(es, ss))) - 1).bit_length()
             for ss, es in zip(starts, ends)]
     return tuple(sum(bits[a + 1:]) for a in range(len(bits))), sum(bits)
 

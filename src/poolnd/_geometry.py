@@ -214,15 +214,28 @@ def _positive_ints(name, value, ndim):
 
 def _ints(name, value, ndim):
     if _is_int(value):
-        return (int(value),) * ndim
+        return (_int64(name, value, value),) * ndim
     if isinstance(value, tuple):
         if len(value) != ndim:
             raise ValueError(
                 f"{name}={value!r} has {len(value)} values but {ndim} axes are pooled"
             )
         if all(_is_int(v) for v in value):
-            return tuple(int(v) for v in value)
+            return tuple(_int64(name, value, v) for v in value)
     raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}")
+
+
+# Every length, size and position is an int64 in the kernels: no geometry number, and
+# no padded extent of an axis, may reach this.
+INT64_LIMIT = 2**63
+
+
+def _int64(name, value, v) -> int:
+    """``v`` (one entry of argument ``name``, given as ``value``) as an int that fits int64."""
+    v = int(v)
+    if not -INT64_LIMIT < v < INT64_LIMIT:
+        raise ValueError(f"{name}={value!r}: {v} does not fit in an int64")
+    return v
 
 
 def _padding(padding, lengths, kernel, stride, dilation):
@@ -238,9 +251,10 @@ def _padding(padding, lengths, kernel, stride, dilation):
         pairs = []
         for p in padding:
             if _is_int(p):
+                p = _int64("padding", padding, p)
                 pairs.append((p, p))
             elif isinstance(p, tuple) and len(p) == 2 and all(_is_int(q) for q in p):
-                pairs.append(p)
+                pairs.append(tuple(_int64("padding", padding, q) for q in p))
             else:
                 raise TypeError(
                     f"padding={padding!r}: each entry must be an int or a (before, after) pair"
@@ -273,6 +287,9 @@ def _out_length(i, axis, length, k, s, d, before, after, ceil_mode):
         f"axis {axis} (pooled axis {i}) has length {length}, kernel_size {k}, stride {s}, "
         f"dilation {d}, padding ({before}, {after})"
     )
+    if length + before + after + extent >= INT64_LIMIT:
+        raise ValueError(f"{clash}: the padded axis and its window are too long for int64 "
+                         f"positions")
     out = (span + (s - 1 if ceil_mode else 0)) // s + 1
     if ceil_mode and (out - 1) * s >= length + before:
         out -= 1  # the last window must start inside the input or the left padding
@@ -291,6 +308,9 @@ def _out_length(i, axis, length, k, s, d, before, after, ceil_mode):
     return out
 
 
+_CHUNK = 1 << 16
+
+
 def _first_empty_window(length, k, s, d, before, out):
     """Index of the first window whose taps all fall in the padding, or None.
 
@@ -301,12 +321,13 @@ def _first_empty_window(length, k, s, d, before, out):
     if before > d * (k - 1):
         return 0  # even the last tap of the first window is padding
     n_left = min(out, -(-before // s))  # windows with start < 0
-    if n_left:
-        starts = np.arange(n_left, dtype=np.int64) * s - before
+    # a chunk at a time: n_left may be huge (a huge dilation and padding), the memory not
+    for lo in range(0, n_left, _CHUNK):
+        starts = np.arange(lo, min(n_left, lo + _CHUNK), dtype=np.int64) * s - before
         first_tap = (-starts + d - 1) // d
         holds = (first_tap <= k - 1) & (starts + first_tap * d <= length - 1)
         if not holds.all():
-            return int(np.argmin(holds))
+            return lo + int(np.argmin(holds))
     first_past_end = -(-(length + before) // s)  # first window with start >= length
     return first_past_end if first_past_end < out else None
 
@@ -314,13 +335,14 @@ def _first_empty_window(length, k, s, d, before, out):
 # --------------------------------------------------------------------------- adaptive pooling
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: it holds arrays
 class AdaptivePlan:
     """Where every window of one adaptive pooling call sits (PyTorch's windows).
 
     Window ``i`` of pooled axis ``a`` covers positions ``starts[a][i]`` up to
-    ``ends[a][i]`` (excluded); a window is the product of its intervals. The
-    layout fields are those of :class:`PoolPlan`.
+    ``ends[a][i]`` (excluded); a window is the product of its intervals. Starts
+    and ends are read-only int64 arrays (an axis may have very many windows).
+    The layout fields are those of :class:`PoolPlan`.
     """
 
     op: str
@@ -361,15 +383,26 @@ def _plan_adaptive_cached(op, shape, output_size, axes, n):
                 f"{op}: axis {axis} (pooled axis {i}) has length 0, so every window of "
                 f"output_size={output_size!r} would be empty"
             )
-    starts = tuple(tuple(i * length // out for i in range(out))
-                   for length, out in zip(lengths, out_lengths))
+        if length * (out_lengths[i] + 1) >= INT64_LIMIT:
+            raise ValueError(
+                f"{op}: axis {axis} (pooled axis {i}) of length {length} pooled to "
+                f"{out_lengths[i]} outputs: the window bounds do not fit in int64"
+            )
     # ceil((i+1)*L/O) in integers; every window holds at least one element when L >= 1
-    ends = tuple(tuple(((i + 1) * length + out - 1) // out for i in range(out))
+    starts = tuple(_frozen(np.arange(out, dtype=np.int64) * length // out)
+                   for length, out in zip(lengths, out_lengths))
+    ends = tuple(_frozen((np.arange(1, out + 1, dtype=np.int64) * length + out - 1) // out)
                  for length, out in zip(lengths, out_lengths))
     perm, outer_shape, inner_shape = _layout(shape, axes)
     return AdaptivePlan(op=op, in_shape=shape, axes=axes, lengths=lengths,
                         out_lengths=out_lengths, starts=starts, ends=ends, perm=perm,
                         outer_shape=outer_shape, inner_shape=inner_shape)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """A read-only array: plans are cached and shared between calls."""
+    array.flags.writeable = False
+    return array
 
 
 def _output_sizes(output_size, lengths):
@@ -396,7 +429,7 @@ def _output_sizes(output_size, lengths):
                 f"output_size={output_size!r}: every size must be >= 1 (or None), got {size}"
             )
         else:
-            out.append(int(size))
+            out.append(_int64("output_size", output_size, size))
     return tuple(out)
 
 

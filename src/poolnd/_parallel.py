@@ -7,6 +7,7 @@ times short and lets any number of user threads call poolnd at once.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -18,6 +19,7 @@ _SMALL_WORK = 1 << 20
 _threads = max(1, int(numba.config.NUMBA_NUM_THREADS))
 _pool: ThreadPoolExecutor | None = None  # the helpers of the calling thread
 _pool_size = 0
+_pool_lock = threading.Lock()  # user threads may grow the pool at once
 
 
 def get_num_threads() -> int:
@@ -45,14 +47,16 @@ def run(kernel, n_jobs: int, work: int, *args) -> None:
     if parts <= 1 or work < _SMALL_WORK:
         kernel(*args, 0, n_jobs)
         return
-    if _pool_size < parts - 1:  # grown, never shrunk: a smaller count uses fewer of them
-        if _pool is not None:
-            _pool.shutdown(wait=False)
-        _pool_size = parts - 1
-        _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="poolnd")
     bounds = [n_jobs * i // parts for i in range(parts + 1)]
+    with _pool_lock:  # no thread submits to a pool that another thread is replacing
+        if _pool_size < parts - 1:  # grown, never shrunk: a smaller count uses fewer of them
+            if _pool is not None:
+                _pool.shutdown(wait=False)  # what was submitted to it still runs
+            _pool_size = parts - 1
+            _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="poolnd")
+        futures = [_pool.submit(kernel, *args, lo, hi)
+                   for lo, hi in zip(bounds[1:], bounds[2:])]
     # the calling thread does the first range itself: one hand-off fewer
-    futures = [_pool.submit(kernel, *args, lo, hi) for lo, hi in zip(bounds[1:], bounds[2:])]
     try:
         kernel(*args, bounds[0], bounds[1])
     finally:

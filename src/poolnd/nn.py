@@ -28,6 +28,7 @@ from ._adaptive import (
 )
 from ._fractional import _fractional_backward_window, _fractional_planned, _samples
 from ._geometry import (
+    _freeze,
     check_flag,
     check_fractional_output,
     check_norm_type,
@@ -93,12 +94,14 @@ class _Pool:
 
     def __init__(self, kernel_size, stride, padding, dilation, ceil_mode, axes, channels_last):
         axes = self._axes_from(axes, channels_last, kernel_size)
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.padding = padding
-        self.dilation = dilation
+        # lists and arrays kept as tuples: checked at each forward, shown by repr, never
+        # changed behind the layer's back
+        self.kernel_size = _freeze(kernel_size)
+        self.stride = _freeze(stride)
+        self.padding = _freeze(padding)
+        self.dilation = _freeze(dilation)
         self.ceil_mode = check_flag("ceil_mode", ceil_mode)
-        self.axes = axes
+        self.axes = _freeze(axes)
         self._plan = None
 
     def _axes_from(self, axes, channels_last, size, name="kernel_size"):
@@ -310,8 +313,8 @@ class FractionalMaxPoolNd(_Pool):
         check_fractional_output(self._op, output_size, output_ratio)
         if samples is not None and rng is not None:
             raise ValueError("give samples or rng, not both")
-        self.output_size = output_size
-        self.output_ratio = output_ratio
+        self.output_size = _freeze(output_size)
+        self.output_ratio = _freeze(output_ratio)
         self.return_indices = check_flag("return_indices", return_indices)
         self.samples = samples
         self._rng = None if samples is not None else np.random.default_rng(rng)
@@ -395,8 +398,8 @@ class _AdaptivePool(_Pool):
     """What the adaptive layers share: an output size instead of window arguments."""
 
     def __init__(self, output_size, axes, channels_last):  # no kernel, stride, padding
-        self.output_size = output_size
-        self.axes = self._axes_from(axes, channels_last, output_size, "output_size")
+        self.output_size = _freeze(output_size)
+        self.axes = _freeze(self._axes_from(axes, channels_last, output_size, "output_size"))
         self._plan = None
 
     def _plan_for(self, x):
