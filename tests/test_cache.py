@@ -16,22 +16,22 @@ import poolnd
 
 # One small call, printed so that the parent can compare it with its own result.
 SCRIPT = """
-import numpy as np, poolnd
-x = np.arange(2 * 3 * 7 * 6, dtype=np.float64).reshape(2, 3, 7, 6) % 11
+import sys, numpy as np, poolnd
+x = (np.arange(2 * 3 * 7 * 6) % 11).astype(sys.argv[1]).reshape(2, 3, 7, 6)
 out, idx = poolnd.max_pool2d(x, 3, 2, 1, return_indices=True)
 print(poolnd.__file__)
 print(repr(out.tolist()), repr(idx.tolist()))
 """
 
 
-def _expected():
-    x = np.arange(2 * 3 * 7 * 6, dtype=np.float64).reshape(2, 3, 7, 6) % 11
+def _expected(dtype="float64"):
+    x = (np.arange(2 * 3 * 7 * 6) % 11).astype(dtype).reshape(2, 3, 7, 6)
     out, idx = poolnd.max_pool2d(x, 3, 2, 1, return_indices=True)
     return f"{out.tolist()!r} {idx.tolist()!r}"
 
 
-def _run(env, cwd):
-    return subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, cwd=cwd, text=True,
+def _run(env, cwd, dtype="float64"):
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, dtype], env=env, cwd=cwd, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -81,3 +81,17 @@ def test_processes_compiling_at_once_share_one_cache(tmp_path):
     assert cached
     assert _finish(_run(env, tmp_path)) == _expected()
     assert _cache_files(tmp_path / "cache") == cached  # the later process compiled nothing new
+
+
+def test_processes_compiling_different_signatures_at_once_each_keep_their_own_code(tmp_path):
+    # numba numbers a function's data files in order, and two processes compiling other
+    # signatures at once could take the same number: a later process would then load one
+    # signature's machine code for another. poolnd names each file by its signature.
+    dtypes = ["float32", "float64", "int16", "uint8"]
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    procs = [_run(env, tmp_path, dtype) for dtype in dtypes]  # one empty cache, all at once
+    assert [_finish(p) for p in procs] == [_expected(d) for d in dtypes]
+    for dtype in dtypes:  # later processes load what is cached: each its own signature's code
+        assert _finish(_run(env, tmp_path, dtype)) == _expected(dtype)
+    data_files = [p.name for p in (tmp_path / "cache").rglob("*.nbc")]
+    assert data_files and not any(name.split(".")[-2].isdigit() for name in data_files)

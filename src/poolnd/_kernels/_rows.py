@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from ._cache import cached_kernel
 from ._windows import inside_outputs, per_output, taps_in_input
 
 MAX = 0  # NaN wins, as in PyTorch: ``v > best or isnan(v)``
@@ -209,7 +210,7 @@ def forward_kernel(reduction, with_positions, shape):
     C_, kw_, sw_, dw_ = (1, *LITERAL_SHAPES[shape]) if literal else (1, 1, 1, 1)
 
     # error_model="numpy": no test for division by zero (divisors are >= 1) in the loops
-    @njit(nogil=True, cache=True, error_model="numpy")
+    @cached_kernel(nogil=True, error_model="numpy")
     def forward(x, out, position, C, flat_index, kernel, stride, dilation, pad, identity,
                 divisors, job_lo, job_hi):
         if literal:

@@ -14,6 +14,7 @@ Every kernel takes the range of jobs it does, last.
 import numpy as np
 from numba import njit
 
+from ._cache import cached_kernel
 from ._rows import MAX, MAX_OMIT_NAN, _wins
 
 # Taps summed in the input's own float type before the sum moves to float64.
@@ -31,7 +32,7 @@ def _job_row(job, OD, OH):
 # --------------------------------------------------------------------------- average
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def adaptive_avg_forward(x, out, C, starts, ends, job_lo, job_hi):
     """Window means, summed in float64.
 
@@ -63,7 +64,7 @@ def adaptive_avg_forward(x, out, C, starts, ends, job_lo, job_hi):
                 out[b, od, oh, ow * C + c] = total / count
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def adaptive_avg_global(x, out, C, job_lo, job_hi):
     """Global means: ``x`` is ``(B, P*C)``, every pooled axis folded into ``P``; ``out``
     is ``(B, C)``.
@@ -90,7 +91,7 @@ def adaptive_avg_global(x, out, C, job_lo, job_hi):
             out[b, c] = acc[c] / P
 
 
-@njit(nogil=True, cache=True, fastmath={"reassoc"})
+@cached_kernel(nogil=True, fastmath={"reassoc"})
 def _block_sum(run):
     """Sum of a short run in its own float type (float64 sums of blocks keep it exact enough).
 
@@ -104,7 +105,7 @@ def _block_sum(run):
     return total
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def adaptive_avg_backward(grad_out, grad_in, C, starts, ends, b_lo, b_hi):
     """Give every input element ``grad / count`` of each window that holds it.
 
@@ -138,12 +139,12 @@ def adaptive_avg_backward(grad_out, grad_in, C, starts, ends, b_lo, b_hi):
 # --------------------------------------------------------------------------- maximum
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def adaptive_max_values(x, out, C, starts, ends, omit_nan, job_lo, job_hi):
     _max_windows(x, out, out, C, starts, ends, omit_nan, False, False, (0, 0), job_lo, job_hi)
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def adaptive_max_positions(x, out, position, C, starts, ends, omit_nan, flat_index, shifts,
                            job_lo, job_hi):
     _max_windows(x, out, position, C, starts, ends, omit_nan, True, flat_index, shifts, job_lo,
@@ -245,7 +246,7 @@ def _where(x_row, c, C, best, w0, w1, omit_nan):
     return at
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def adaptive_max_backward_window(grad_out, position, grad_in, C, starts, shifts, b_lo, b_hi):
     """Add each output's gradient to the input element at its window position.
 

@@ -6,12 +6,12 @@ factors from PyTorch's rule, so the kernels only sum and divide.
 """
 
 import numpy as np
-from numba import njit
 
+from ._cache import cached_kernel
 from ._windows import per_output, taps_in_input, window_starts
 
 
-@njit(nogil=True, cache=True, error_model="numpy")  # divisors are >= 1: no zero test
+@cached_kernel(nogil=True, error_model="numpy")  # divisors are >= 1: no zero test
 def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divisors, b_lo, b_hi):
     """Give every input element ``grad / divisor`` of each window that holds it.
 

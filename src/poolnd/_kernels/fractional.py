@@ -9,6 +9,7 @@ a NaN always wins, so the last NaN is chosen: the rules of max pooling.
 
 from numba import njit
 
+from ._cache import cached_kernel
 from ._rows import MAX, _wins
 
 
@@ -60,7 +61,7 @@ def _fold_row_positions(x_row, out_row, pos_row, w_starts, c, kw, first, code, w
         pos_row[ow, c] = best_at
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def fractional_max_pool(x, out, position, starts_d, starts_h, starts_w, kernel, with_positions,
                         flat_index, job_lo, job_hi):
     """Windows of output rows ``job_lo..job_hi-1``; a job is a row ``(b, od, oh)``.
@@ -97,7 +98,7 @@ def fractional_max_pool(x, out, position, starts_d, starts_h, starts_w, kernel, 
                                             code, 0)
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def fractional_max_pool_backward_window(grad_out, position, starts_d, starts_h, starts_w,
                                         grad_in, kernel, b_lo, b_hi):
     """Add each output's gradient to the input element at its window position.

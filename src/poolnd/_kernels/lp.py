@@ -8,6 +8,8 @@ it takes them too. Arrays are flat; a job is one element.
 import numpy as np
 from numba import njit
 
+from ._cache import cached_kernel
+
 GENERAL = 0
 ONE = 1
 SQUARE = 2
@@ -33,21 +35,21 @@ def _power(v, q, shortcut):
     return v ** q
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def power(x, out, q, shortcut, lo, hi):
     """``out = x ** q``."""
     for i in range(lo, hi):
         out[i] = _power(x[i], q, shortcut)
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def scaled_power(s, scale, q, shortcut, lo, hi):
     """``s = (s * scale) ** q`` in place: PyTorch's ``avg * K`` then the root."""
     for i in range(lo, hi):
         s[i] = _power(s[i] * scale, q, shortcut)
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def times_power(g, x, q, shortcut, lo, hi):
     """``g *= x ** q`` in place (the chain rule's last factor)."""
     for i in range(lo, hi):

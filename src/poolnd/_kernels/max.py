@@ -6,12 +6,12 @@ last.
 """
 
 import numpy as np
-from numba import njit
 
+from ._cache import cached_kernel
 from ._windows import window_starts
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def max_pool_backward_window(grad_out, position, grad_in, C, kernel, stride, dilation, pad, b_lo,
                              b_hi):
     """Add each output's gradient to the input element at its window position.

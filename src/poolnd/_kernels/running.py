@@ -17,6 +17,7 @@ the row walk (``_rows``): NaN wins under ``MAX``, is skipped under
 import numpy as np
 from numba import njit
 
+from ._cache import cached_kernel
 from ._rows import MAX_OMIT_NAN, SUM
 
 
@@ -97,7 +98,7 @@ def _running_lines(lines, results, ahead, behind, k, s, pad, identity, reduction
             target[r] = first[r] if block_start else _fold(first[r], last[r], reduction)
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def running_pool(x, out, k, s, pad, identity, reduction, job_lo, job_hi):
     """Pool ``x`` ``(A, L, R)`` along ``L`` into ``out`` ``(A, n_out, R)``; jobs are lines ``a``.
 

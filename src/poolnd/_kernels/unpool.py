@@ -7,10 +7,11 @@ Channels-first data (``C == 1``) takes a loop over 1-d views, which the
 compiler keeps free of the channel index arithmetic (about twice as fast).
 """
 
-from numba import njit
+
+from ._cache import cached_kernel
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def scatter_add(values, index, out, b_lo, b_hi):
     """``out[b]`` zeroed, then ``out[b, index[b, q, c], c] += values[b, q, c]``, in order, so
     repeats add up the same way every time (also max pooling's backward from indices).
@@ -32,7 +33,7 @@ def scatter_add(values, index, out, b_lo, b_hi):
                     o[i[q, c], c] += v[q, c]
 
 
-@njit(nogil=True, cache=True)
+@cached_kernel(nogil=True)
 def gather(source, index, out, b_lo, b_hi):
     """``out[b, q, c] = source[b, index[b, q, c], c]``."""
     Q, C = out.shape[1], out.shape[2]
