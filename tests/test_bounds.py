@@ -1,8 +1,9 @@
-"""Bounds (issue 7): under ``NUMBA_BOUNDSCHECK=1`` every kernel checks every index.
+"""Bounds: under ``NUMBA_BOUNDSCHECK=1`` every kernel checks every index.
 
-CI runs tests with ``NUMBA_BOUNDSCHECK=1`` and a cache directory of their own
-(``NUMBA_CACHE_DIR``): numba's on-disk cache could otherwise hand back kernels
-compiled without the checks. These tests run only in that mode and prove it is
+CI runs the whole suite with ``NUMBA_BOUNDSCHECK=1`` on a fresh install, so
+every kernel compiles with the checks; elsewhere give such a run a cache of
+its own (``NUMBA_CACHE_DIR``): numba's on-disk cache could otherwise hand back
+kernels compiled without them. These tests run only in that mode and prove it is
 live: a deliberately out-of-bounds numba function, and one of poolnd's own
 cached kernels called with an index just past its array, must raise
 ``IndexError`` (without the checks they would read the neighbouring memory).

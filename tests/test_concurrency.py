@@ -1,4 +1,4 @@
-"""Concurrency (issue 7): 8 threads calling every op, and separate layer instances, at once
+"""Concurrency: 8 threads calling every op, and separate layer instances, at once
 give the results of serial runs.
 
 Each thread runs the whole list of calls below in its own order, all threads

@@ -1,4 +1,4 @@
-"""Faults (issue 7): an unwritable numba cache, and calls interrupted by KeyboardInterrupt.
+"""Faults: an unwritable numba cache, and calls interrupted by KeyboardInterrupt.
 
 - A ``NUMBA_CACHE_DIR`` that cannot be written still gives right results
   (``test_cache.py`` covers a read-only install falling back to the user cache).

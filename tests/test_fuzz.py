@@ -1,4 +1,4 @@
-"""Fuzzing (issue 7): whatever a user passes, poolnd answers right or refuses clearly.
+"""Fuzzing: whatever a user passes, poolnd answers right or refuses clearly.
 
 Every public op of ``poolnd`` (``poolnd.__all__``, backwards included), every
 layer class of ``poolnd.nn`` (forward, backward, and backward before any

@@ -1,4 +1,4 @@
-"""Huge arrays (issue 7): more than 2**31 elements give correct values and int64 indices,
+"""Huge arrays: more than 2**31 elements give correct values and int64 indices,
 in no more memory than the input, the output and the indices.
 
 One pooled axis of ``2**31 + 320`` uint8 elements (2 GiB): flat indices past

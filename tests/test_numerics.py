@@ -1,4 +1,4 @@
-"""Numerics (issue 7): float16 sums in float32, inf in every op, integer extremes with
+"""Numerics: float16 sums in float32, inf in every op, integer extremes with
 padding, and what LP pooling does when ``x**p`` overflows.
 
 What ``test_reference.py`` and ``test_lp.py`` already hold is not repeated:
