@@ -446,7 +446,7 @@ def test_max_layer_positions_widen_for_windows_over_256_taps():
                                       "AdaptiveMaxPoolNd", "AdaptiveAvgPoolNd"])
 def test_layer_backward_before_forward_raises(cls_name):
     layer = getattr(poolnd.nn, cls_name)((2, 2))
-    with pytest.raises(RuntimeError, match=rf"{cls_name}\.backward\(\) called before forward"):
+    with pytest.raises(ValueError, match=rf"{cls_name}\.backward\(\) called before forward"):
         layer.backward(np.ones((1, 2, 2)))
 
 

@@ -200,7 +200,7 @@ def test_forward_errors_name_the_input():
 
 def test_backward_errors_name_the_argument():
     layer = Maxpool_layer(2)
-    with pytest.raises(RuntimeError, match="before forward"):
+    with pytest.raises(ValueError, match="before forward"):
         layer.backward(np.zeros((1, 4, 4, 1)))
     layer.forward(np.zeros((1, 4, 4, 1)))
     with pytest.raises(TypeError, match="delta must be a NumPy array"):

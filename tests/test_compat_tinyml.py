@@ -220,7 +220,7 @@ def test_input_of_another_shape_than_input_dim_is_a_value_error():
 
 def test_backward_before_forward_and_wrong_gradient_shape_are_errors():
     layer = MaxPool2D("p", (1, 4, 4), (2, 2), 2)
-    with pytest.raises(RuntimeError, match="before forward"):
+    with pytest.raises(ValueError, match="before forward"):
         layer.backward(np.ones((1, 1, 2, 2)))
     layer.forward(np.zeros((1, 1, 4, 4)))
     with pytest.raises(ValueError, match="grad_output has shape"):

@@ -296,7 +296,7 @@ def test_lp_backward_grad_of_wrong_shape_is_rejected():
 
 def test_lp_layer_backward_before_forward_and_with_wrong_shape():
     layer = poolnd.nn.LPPool2d(2, 2)
-    with pytest.raises(RuntimeError, match="forward"):
+    with pytest.raises(ValueError, match="forward"):
         layer.backward(np.ones((1, 2, 2)))
     layer(np.ones((1, 4, 4)))
     with pytest.raises(ValueError, match="grad_output"):

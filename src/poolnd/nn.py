@@ -119,7 +119,7 @@ class _Pool:
 
     def _last_plan(self):
         if self._plan is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
+            raise ValueError(f"{type(self).__name__}.backward() called before forward()")
         return self._plan
 
     def __call__(self, x):

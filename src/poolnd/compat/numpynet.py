@@ -129,7 +129,7 @@ class Maxpool_layer:  # noqa: N801  (NumPyNet's name)
     def backward(self, delta: np.ndarray) -> Maxpool_layer:
         """Add the gradient for ``self.delta`` into ``delta`` (the input's shape), in place."""
         if self.output is None:
-            raise RuntimeError("Maxpool_layer.backward() called before forward()")
+            raise ValueError("Maxpool_layer.backward() called before forward()")
         if not isinstance(delta, np.ndarray):
             raise TypeError(f"delta must be a NumPy array (it is updated in place), got "
                             f"{type(delta).__name__}")

@@ -118,7 +118,7 @@ class MaxPool2D:
     def backward(self, in_gradient: ArrayLike) -> np.ndarray:
         """The gradient with respect to the last forward's input."""
         if self._last is None:
-            raise RuntimeError(f"MaxPool2D {self.name!r}: backward() called before forward()")
+            raise ValueError(f"MaxPool2D {self.name!r}: backward() called before forward()")
         plan, flat, dtype = self._last
         grad = max_pool_backward(in_gradient, flat, plan.in_shape, self._kernel, self._steps)
         return grad if dtype is None else grad.astype(dtype, copy=False)
