@@ -39,7 +39,7 @@ def test_results_do_not_depend_on_the_thread_count(restore_threads, monkeypatch)
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", 257, 2**63])
 def test_set_num_threads_refuses_what_is_not_a_positive_int(bad, restore_threads):
     with pytest.raises(ValueError, match="set_num_threads"):
         poolnd.set_num_threads(bad)

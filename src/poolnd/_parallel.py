@@ -27,11 +27,16 @@ def get_num_threads() -> int:
     return _threads
 
 
+# Each thread beyond the cores costs a hand-off and a stack; this many is already absurd.
+_MOST_THREADS = 256
+
+
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads per pooling call from now on."""
+    """Use ``n`` threads per pooling call from now on (1 to 256)."""
     global _threads
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: n must be an int >= 1, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= _MOST_THREADS:
+        raise ValueError(f"set_num_threads: n must be an int from 1 to {_MOST_THREADS}, "
+                         f"got {n!r}")
     _threads = n  # the pool stays: a call hands out only n - 1 ranges to it
 
 
