@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ._optional import MissingExtra
 
-    parser = argparse.ArgumentParser(prog="poolnd", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="poolnd", description="N-dimensional pooling for NumPy arrays (also python -m poolnd)")
     commands = parser.add_subparsers(dest="command")
     _tour_parser(commands)
     for name in _COMMAND_MODULES:
