@@ -34,6 +34,7 @@ import numba
 import numpy as np
 
 import poolnd
+from poolnd._optional import require
 from poolnd.nn import AvgPool2d, MaxPool2d
 
 Runner = Callable[[], object]
@@ -138,29 +139,21 @@ def _mygrad_max_step(pool: tuple[int, ...], stride: int, drop_in: bool = False) 
     return make
 
 
-def _tinyml_max_step(layer_class: Callable[..., Any], kernel: int) -> Maker:
-    """tinyml's ``MaxPool2D`` (or poolnd's front end for it): forward, then backward."""
+def _tinyml_max_step(kernel: int, front_end: bool = False) -> Maker:
+    """tinyml's ``MaxPool2D``, or (``front_end``, for the poolnd column) poolnd's front end
+    for it: forward, then backward."""
     def make(lib: Any, x: np.ndarray) -> Runner:
-        layer = layer_class("pool", x.shape[1:], (kernel, kernel), kernel)
+        if front_end:
+            from poolnd.compat.tinyml import MaxPool2D
+        else:
+            MaxPool2D = lib.layers.pooling.MaxPool2D  # noqa: N806 (tinyml's class)
+        layer = MaxPool2D("pool", x.shape[1:], (kernel, kernel), kernel)
         grad = np.ones_like(layer.forward(x))
 
         def step() -> None:
             layer.forward(x)
             layer.backward(grad)
         return step
-    return make
-
-
-def _compat_tinyml_step(kernel: int) -> Maker:
-    def make(lib: Any, x: np.ndarray) -> Runner:
-        from poolnd.compat.tinyml import MaxPool2D
-        return _tinyml_max_step(MaxPool2D, kernel)(lib, x)
-    return make
-
-
-def _original_tinyml_step(kernel: int) -> Maker:
-    def make(tinyml: Any, x: np.ndarray) -> Runner:
-        return _tinyml_max_step(tinyml.layers.pooling.MaxPool2D, kernel)(tinyml, x)
     return make
 
 
@@ -270,8 +263,8 @@ def cases(quick: bool = False) -> list[Case]:
              poolnd=_poolnd_layer_step(MaxPool2d, 2), torch=_torch_layer_step("MaxPool2d", 2),
              mygrad=_mygrad_max_step((2, 2), 2)),
         Case(TINYML_CASE, (4, 16, 32, 32) if quick else (32, 16, 64, 64), "float32",
-             poolnd=_compat_tinyml_step(2), torch=_torch_layer_step("MaxPool2d", 2),
-             tinyml=_original_tinyml_step(2)),
+             poolnd=_tinyml_max_step(2, front_end=True), torch=_torch_layer_step("MaxPool2d", 2),
+             tinyml=_tinyml_max_step(2)),
         *([Case(MYGRAD_CASE, maps, "float32", poolnd=_mygrad_max_step((2, 2), 2, drop_in=True),
                 mygrad=_mygrad_max_step((2, 2), 2))]
           if importlib.util.find_spec("mygrad") else []),  # the drop-in needs MyGrad
@@ -758,14 +751,6 @@ def plot(results: dict[str, Any], path: str) -> None:
     plt.close(fig)
 
 
-def _matplotlib_missing() -> bool:
-    try:
-        importlib.import_module("matplotlib")
-    except ImportError:
-        return True
-    return False
-
-
 def run(case_list: Sequence[Case], repeat: int, libraries: dict[str, Any], *, quick: bool = False,
         budget_s: float = 5.0, extras: bool = True,
         on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -805,18 +790,17 @@ def add_parser(commands: Any) -> None:
 
 def main(quick: bool = False, as_json: bool = False, plot_path: str | None = None,
          repeat: int | None = None, threads: int | None = None) -> int:
-    """``poolnd bench``: print the report (or JSON); returns the exit status."""
+    """``poolnd bench``: print the report (or JSON); returns the exit status. A bad argument
+    or a missing extra raises before any work (``poolnd.cli`` prints it on one line)."""
     # numba's and torch's OpenMP pools otherwise spin on the cores after each call,
     # and whichever library runs next in an interleaved round waits for them
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if plot_path is not None and _matplotlib_missing():
-        print("poolnd bench --plot needs matplotlib: pip install 'poolnd[bench]'", file=sys.stderr)
-        return 2
+    if plot_path is not None:  # before any work: a missing extra is one line (poolnd.cli)
+        require("matplotlib", "bench", "poolnd bench --plot")
     if threads is not None:
         if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-            print(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
-                  f"(numba's thread pool), got {threads}", file=sys.stderr)
-            return 2
+            raise ValueError(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
+                             f"(numba's thread pool), got {threads}")
         numba.set_num_threads(threads)  # the floor probe's threads
         poolnd.set_num_threads(threads)
     libraries = load_libraries()
