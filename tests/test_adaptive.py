@@ -257,6 +257,22 @@ def test_ties_go_to_first_maximum_in_row_major_order():
     assert np.signbit(out[0])
 
 
+@settings(max_examples=30, **SETTINGS)
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 8), st.integers(1, 8),
+       st.integers(0, 2**32 - 1))
+def test_signed_zero_ties_keep_torchs_first_zero_in_2d(h, w, oh, ow, seed):
+    # windows of only zeros and -1: which zero wins (and so the sign) depends on the
+    # walk's order across rows and columns, which the kernels must reproduce
+    rng = np.random.default_rng(seed)
+    x = rng.choice(np.array([-0.0, 0.0, -1.0], np.float32), (2, 3, h, w))
+    (want, want_idx), _ = torch_adaptive("max", x, (oh, ow))
+    got, got_idx = poolnd.adaptive_max_pool2d(x, (oh, ow), True)
+    assert_identical(got_idx, want_idx)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    layer = poolnd.nn.AdaptiveMaxPool2d((oh, ow))
+    np.testing.assert_array_equal(np.signbit(layer.forward(x)), np.signbit(want))
+
+
 def test_nan_propagate_takes_last_nan_and_omit_skips_nan():
     x = np.array([np.nan, 5.0, np.nan, 1.0])
     out, idx = poolnd.adaptive_max_pool1d(x, 1, True)

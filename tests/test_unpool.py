@@ -22,6 +22,7 @@ from test_torch import LAYOUTS, arrays, assert_identical, from_planes, to_planes
 
 import poolnd
 import poolnd.nn
+from poolnd import _parallel, functional
 
 NDIMS = pytest.mark.parametrize("n", [1, 2, 3])
 MAX_LEN = {1: 12, 2: 8, 3: 5}
@@ -241,6 +242,22 @@ def test_bad_arguments_are_rejected_before_any_work(indices, kwargs, exc, match)
     with pytest.raises(exc, match=match):
         poolnd.max_unpool2d(Y, indices, 2, **kwargs)
     np.testing.assert_array_equal(indices, before)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "reversed", "fortran", "strided"])
+def test_range_check_in_blocks_finds_one_bad_index_anywhere(monkeypatch, layout):
+    # the check reads large int64 indices in blocks over the threads; force that path
+    monkeypatch.setattr(functional, "_INDEX_BLOCK", 7)
+    monkeypatch.setattr(_parallel, "_SMALL_WORK", 0)
+    x = _values(5, (3, 2, 6, 8), np.float64)
+    y, idx = poolnd.max_pool2d(x, 2, return_indices=True)
+    assert_same(poolnd.max_unpool2d(y, with_layout(idx, layout), 2),
+                ref_max_unpool(y, idx, (2, 2)))
+    for where, bad in [((0, 0, 0, 0), -1), ((2, 1, 2, 3), 48), ((1, 0, 1, 2), -(2**40))]:
+        wrong = idx.copy()
+        wrong[where] = bad
+        with pytest.raises(ValueError, match=rf"indices must lie in \[0, 48\).*{bad}"):
+            poolnd.max_unpool2d(y, with_layout(wrong, layout), 2)
 
 
 def test_backward_rejects_gradients_and_indices_that_do_not_fit():

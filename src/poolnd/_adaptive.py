@@ -200,7 +200,7 @@ def _adaptive_max_backward_window(grad_output, positions: np.ndarray, plan: Adap
                                plan.out_lengths)
         return _scatter_flat(grad, flat, plan)
     grad = _to_canonical(grad, plan, plan.out_lengths, compute)
-    grad_in = _new_input_like(plan, compute, zeroed=True)
+    grad_in = _new_input_like(plan, compute)
     starts, _ = _bounds(plan.starts, plan.ends)
     _run_planes(_kernels.adaptive_max_backward_window, grad, grad_in, _as_row_array(grad),
                 _as_row_array(canonical_positions), _as_row_array(grad_in),
@@ -314,7 +314,7 @@ def _avg_backward_canonical(grad, lengths, starts, ends):
             mid.reshape(batch * math.prod(lengths[:lead]), *_out_lengths(starts[lead:]),
                         channels), lengths[lead:], starts[lead:], ends[lead:])
         return grad_in.reshape(batch, *lengths, channels)
-    grad_in = np.zeros((batch, *lengths, channels), grad.dtype)
+    grad_in = np.empty((batch, *lengths, channels), grad.dtype)  # zeroed by the kernel
     _run_planes(_kernels.adaptive_avg_backward, grad, grad_in, _as_row_array(grad),
                 _as_row_array(grad_in), channels, *_bounds(starts, ends))
     return grad_in

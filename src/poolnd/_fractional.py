@@ -240,7 +240,7 @@ def _fractional_backward_window(grad, positions, starts, plan: FractionalPlan) -
     grad = _check_grad(grad, plan)
     result = _float_dtype(grad.dtype)
     compute = _compute_dtype(result)
-    grad_in = _new_input_like(plan, compute, zeroed=True)
+    grad_in = _new_input_like(plan, compute)
     grad = _as_kernel_array(_to_canonical(grad, plan, plan.out_lengths, compute))
     positions = _as_kernel_array(_to_canonical(positions, plan, plan.out_lengths,
                                                positions.dtype))

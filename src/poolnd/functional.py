@@ -141,17 +141,17 @@ def _from_canonical(arr: np.ndarray, plan: PoolPlan, lengths) -> np.ndarray:
     return arr
 
 
-def _new_input_like(plan: PoolPlan, dtype, *, flat: bool = False,
-                    zeroed: bool = False) -> np.ndarray:
+def _new_input_like(plan: PoolPlan, dtype, *, flat: bool = False) -> np.ndarray:
     """A new input-shaped array for a backward kernel, as its canonical view
     ``(B, *lengths, C)`` (``flat``: ``(B, prod(lengths), C)``).
 
     It is allocated in the input's axis order, so that :func:`_from_canonical`
     returns an array that owns its memory rather than a view; MyGrad, for one,
-    copies every gradient that is a view.
+    copies every gradient that is a view. It is not zeroed: each kernel zeroes
+    the planes it then adds to, so that the first write to each page (a page
+    fault) falls on the thread that uses it, not on the caller alone.
     """
-    whole = (np.zeros if zeroed else np.empty)(
-        (*plan.outer_shape, *plan.lengths, *plan.inner_shape), dtype)
+    whole = np.empty((*plan.outer_shape, *plan.lengths, *plan.inner_shape), dtype)
     lengths = (math.prod(plan.lengths),) if flat else plan.lengths
     return whole.reshape(math.prod(plan.outer_shape), *lengths, math.prod(plan.inner_shape))
 
@@ -423,12 +423,30 @@ def _check_flat_indices(indices, plan: PoolPlan) -> np.ndarray:
             f"of shape {indices.shape}"
         )
     size = math.prod(plan.lengths)
-    if indices.size and (indices.min() < 0 or indices.max() >= size):
+    low, high = _index_range(indices)
+    if low < 0 or high >= size:
         raise ValueError(
             f"indices must lie in [0, {size}) for pooled axes of lengths {plan.lengths}; "
-            f"got values from {indices.min()} to {indices.max()}"
+            f"got values from {low} to {high}"
         )
     return indices
+
+
+_INDEX_BLOCK = 1 << 16
+
+
+def _index_range(indices: np.ndarray) -> tuple[int, int]:
+    """The least and greatest index, ``(0, 0)`` for none; int64 indices in any dense
+    layout (PyTorch's and poolnd's own) are read once, in parallel."""
+    if indices.size == 0:
+        return 0, 0
+    flat = np.ravel(indices, order="K")  # a view, unless the layout has gaps
+    if flat.dtype != np.int64 or flat.size < _parallel._SMALL_WORK:
+        return int(flat.min()), int(flat.max())
+    extremes = np.empty((-(-flat.size // _INDEX_BLOCK), 2), np.int64)
+    _parallel.run(_unpool_kernels.index_range, len(extremes), flat.size, flat, _INDEX_BLOCK,
+                  extremes)
+    return int(extremes[:, 0].min()), int(extremes[:, 1].max())
 
 
 def _scatter_flat(grad: np.ndarray, indices: np.ndarray, plan: PoolPlan) -> np.ndarray:

@@ -111,11 +111,13 @@ def adaptive_avg_backward(grad_out, grad_in, C, starts, ends, b_lo, b_hi):
 
     The adjoint of the forward, step by step: spread the output row's shares
     over one input row, then add that row to every input row of the window.
+    The plane is zeroed here first (see :func:`poolnd._kernels.unpool.scatter_add`).
     """
     WC = grad_in.shape[3]
     OD, OH, OW = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3] // C
     row = np.empty(WC, np.float64)
     for b in range(b_lo, b_hi):
+        grad_in[b] = 0
         for od in range(OD):
             d0, d1 = starts[0][od], ends[0][od]
             for oh in range(OH):
@@ -156,93 +158,92 @@ def _max_windows(x, out, position, C, starts, ends, omit_nan, with_positions, fl
                  shifts, job_lo, job_hi):
     """Window maxima and, with ``with_positions``, where they are.
 
-    A window's rows are visited in row-major order; each row's taps are
-    folded, and the row's best merges into the window's with the same rule,
-    so the result is that of a tap-by-tap walk, ties and NaN included.
-    Carrying the winner's position through the fold would make the compiler
-    branch on every unpredictable comparison, so positions are found by
-    :func:`_where` afterwards: the row among the rows' bests at once, the tap
-    inside it once the whole output row is done (then the searches of
-    different windows overlap instead of waiting for each fold in turn).
+    Two steps per output row, as the average does. First the window's input
+    rows fold into one row, element by element, each element remembering
+    which row won it: one vector loop per input row for all windows at once.
+    Then each window picks, among its columns, the winner of a tap-by-tap
+    walk in row-major order (:func:`_winning_tap`), and its value is read
+    from the input at that tap, so ties, signed zeros and NaN payloads come
+    out as the walk would give them.
 
     ``position`` gets the flat index ``(i_d*H + i_h)*W + i_w`` (``flat_index``)
     or the offsets inside the window as bit fields,
     ``td << shifts[0] | th << shifts[1] | tw``, which come apart without a division.
     """
-    D, H, WC = x.shape[1], x.shape[2], x.shape[3]
+    H, WC = x.shape[2], x.shape[3]
     W = WC // C
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
     d_shift, h_shift = shifts
-    h_mask = (1 << (d_shift - h_shift)) - 1
+    w_bits = 0  # bits of a column inside a window
+    for ow in range(OW):
+        while ends[2][ow] - starts[2][ow] > 1 << w_bits:
+            w_bits += 1
+    w_mask = (1 << w_bits) - 1
     reduction = MAX_OMIT_NAN if omit_nan else MAX  # the max kernels' rule for ties and NaN
-    lines = x.reshape(x.shape[0], D * H, WC)  # input rows, numbered i_d*H + i_h
-    row_bests = np.empty(D * H, x.dtype)  # per row of one window: its best
-    row_codes = np.empty(D * H, np.int64)  # and its position code
-    codes = np.empty(OW * C, np.int64)  # per window of the output row: its winning row's code
+    col_best = np.empty(WC, x.dtype)  # per column of the output row: the best of its rows
+    col_row = np.empty(WC, np.int64)  # and which of the window's rows holds it
     for job in range(job_lo, job_hi):
         b, od, oh = _job_row(job, OD, OH)
         d0, d1 = starts[0][od], ends[0][od]
         h0, h1 = starts[1][oh], ends[1][oh]
+        n_h = h1 - h0
+        x_first = x[b, d0, h0]
+        for j in range(WC):
+            col_best[j] = x_first[j]
+            col_row[j] = 0
+        for r in range(1, (d1 - d0) * n_h):
+            x_row = x[b, d0 + r // n_h, h0 + r % n_h]
+            for j in range(WC):
+                v = x_row[j]
+                wins = _wins(v, col_best[j], reduction)  # a select: it vectorises
+                col_best[j] = v if wins else col_best[j]
+                col_row[j] = r if wins else col_row[j]
         for ow in range(OW):
             w0, w1 = starts[2][ow], ends[2][ow]
             for c in range(C):
-                best = x[b, d0, h0, w0 * C + c]
-                n_rows = 0
-                for i_d in range(d0, d1):
-                    for i_h in range(h0, h1):
-                        x_row = x[b, i_d, i_h]
-                        row_best = x_row[w0 * C + c]
-                        for i_w in range(w0 + 1, w1):
-                            v = x_row[i_w * C + c]
-                            # a select, not a branch: which tap wins is unpredictable
-                            row_best = v if _wins(v, row_best, reduction) else row_best
-                        best = row_best if _wins(row_best, best, reduction) else best
-                        if with_positions:
-                            row_bests[n_rows] = row_best
-                            if flat_index:
-                                row_codes[n_rows] = i_d * H + i_h
-                            else:
-                                row_codes[n_rows] = (i_d - d0) << d_shift | (i_h - h0) << h_shift
-                        n_rows += 1
-                out[b, od, oh, ow * C + c] = best
-                if with_positions:
-                    row = _where(row_bests, 0, 1, best, 0, n_rows, omit_nan)
-                    codes[ow * C + c] = row_codes[row]
-        if not with_positions:
-            continue
-        for ow in range(OW):
-            w0, w1 = starts[2][ow], ends[2][ow]
-            for c in range(C):
-                i = ow * C + c
+                tap = _winning_tap(col_best, col_row, c, C, w0, w1, w_bits, reduction)
+                r, i_w = tap >> w_bits, w0 + (tap & w_mask)
+                td, th = r // n_h, r % n_h
+                out[b, od, oh, ow * C + c] = x[b, d0 + td, h0 + th, i_w * C + c]
+                if not with_positions:
+                    continue
                 if flat_index:
-                    line = codes[i]  # i_d*H + i_h
-                    x_row = lines[b, line]
-                    position[b, od, oh, i] = line * W + _where(x_row, c, C, out[b, od, oh, i],
-                                                               w0, w1, omit_nan)
+                    position[b, od, oh, ow * C + c] = ((d0 + td) * H + h0 + th) * W + i_w
                 else:
-                    td, th = codes[i] >> d_shift, (codes[i] >> h_shift) & h_mask
-                    i_w = _where(x[b, d0 + td, h0 + th], c, C, out[b, od, oh, i], w0, w1,
-                                 omit_nan)
-                    position[b, od, oh, i] = codes[i] | (i_w - w0)
+                    position[b, od, oh, ow * C + c] = (td << d_shift | th << h_shift
+                                                       | (i_w - w0))
 
 
 @njit(inline="always")
-def _where(x_row, c, C, best, w0, w1, omit_nan):
-    """Where in ``x_row[w0*C + c : w1*C : C]`` the fold's result ``best`` came from.
+def _winning_tap(col_best, col_row, c, C, w0, w1, w_bits, reduction):
+    """Which tap of the window a row-major walk picks, from the bests of its columns
+    ``col_best[w0*C + c : w1*C : C]``: ``row << w_bits | column - w0``.
 
-    Strict ``>`` kept the first element equal to the maximum; a NaN result is
-    the last NaN (PyTorch), or under ``omit_nan`` an all-NaN run, which
-    reports its first element. Every element is looked at, with selects: an
-    early exit would be a mispredicted branch per window.
+    The walk's result is the fold of the columns' bests. A number is held by
+    its first tap, the least (row, column) among the columns equal to it; a
+    NaN (PyTorch's rule) by its last, the greatest. Under "omit" an all-NaN
+    window keeps its first tap. The keys make each step a minimum (maximum),
+    not a branch: which column wins is unpredictable.
     """
-    at = w0
+    best = col_best[w0 * C + c]
+    for i_w in range(w0 + 1, w1):
+        v = col_best[i_w * C + c]
+        best = v if _wins(v, best, reduction) else best
     if best == best:
-        for i_w in range(w1 - 1, w0 - 1, -1):
-            at = i_w if x_row[i_w * C + c] == best else at
-    elif not omit_nan:
+        last = np.int64(1) << 62
+        at = last
         for i_w in range(w0, w1):
-            v = x_row[i_w * C + c]
-            at = i_w if v != v else at
+            i = i_w * C + c
+            key = np.int64(col_row[i]) << w_bits | (i_w - w0)
+            at = min(at, key if col_best[i] == best else last)
+        return at
+    at = np.int64(0)
+    if reduction == MAX:
+        for i_w in range(w0, w1):
+            i = i_w * C + c
+            key = np.int64(col_row[i]) << w_bits | (i_w - w0)
+            v = col_best[i]
+            at = max(at, key if v != v else 0)
     return at
 
 
@@ -252,11 +253,13 @@ def adaptive_max_backward_window(grad_out, position, grad_in, C, starts, shifts,
 
     A position holds the offsets inside its window as bit fields,
     ``td << shifts[0] | th << shifts[1] | tw`` (see :func:`_max_windows`).
+    The plane is zeroed here first (see :func:`poolnd._kernels.unpool.scatter_add`).
     """
     OD, OH, OW = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3] // C
     d_shift, h_shift = shifts
     h_mask, w_mask = (1 << (d_shift - h_shift)) - 1, (1 << h_shift) - 1
     for b in range(b_lo, b_hi):
+        grad_in[b] = 0
         for od in range(OD):
             d0 = starts[0][od]
             for oh in range(OH):

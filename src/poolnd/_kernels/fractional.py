@@ -104,11 +104,13 @@ def fractional_max_pool_backward_window(grad_out, position, starts_d, starts_h, 
     """Add each output's gradient to the input element at its window position.
 
     A job is a plane: planes are independent, and within a plane windows may
-    overlap, so it is walked in output order.
+    overlap, so it is walked in output order. The plane is zeroed here first
+    (see :func:`poolnd._kernels.unpool.scatter_add`).
     """
     OD, OH, OW, C = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3], grad_out.shape[4]
     _, kh, kw = kernel
     for b in range(b_lo, b_hi):
+        grad_in[b] = 0
         for od in range(OD):
             for oh in range(OH):
                 for ow in range(OW):

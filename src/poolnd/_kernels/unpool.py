@@ -47,3 +47,17 @@ def gather(source, index, out, b_lo, b_hi):
             for q in range(Q):
                 for c in range(C):
                     o[q, c] = s[i[q, c], c]
+
+
+@cached_kernel(nogil=True)
+def index_range(index, block, extremes, lo, hi):
+    """``extremes[k] = min, max`` of block ``k`` of flat ``index`` (``block`` long),
+    for ``k`` from ``lo`` to ``hi - 1``: the check that every index is in range,
+    spread over the threads like the scatter it guards."""
+    for k in range(lo, hi):
+        run = index[k * block:(k + 1) * block]
+        low = high = run[0]
+        for i in range(1, run.size):
+            low = min(low, run[i])
+            high = max(high, run[i])
+        extremes[k, 0], extremes[k, 1] = low, high
