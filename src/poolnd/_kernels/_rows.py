@@ -24,8 +24,8 @@ Three inner loops, picked per call so that the compiler vectorises each:
   taps unroll and the loop runs over the windows;
 - ``C == 1`` and stride 1: tap by tap, over contiguous windows;
 - otherwise window by window, over the ``C`` contiguous channels
-  (channels-last data), up to three taps per pass with each channel's best
-  in a register; this also serves the windows that overhang the row's ends.
+  (channels-last data), three taps per pass with each channel's best in a
+  register; the windows that overhang the row's ends go tap by tap.
 The loops index views that start where they start: an index offset by a
 variable stops the compiler from vectorising. Every helper is inlined into
 the kernel: a call that passes arrays would count references on each row.
@@ -90,64 +90,20 @@ def _merge_run(x_run, acc_run, codes_run, n, tap_code, with_positions, reduction
 
 
 @njit(inline="always")
-def _step(best, best_code, v, tap_code, with_positions, reduction):
-    """:func:`_merge` for a best held in a register: the merged best and its code."""
-    if reduction == SUM:
-        return best + v, best_code
-    wins = _wins(v, best, reduction)
-    return (v if wins else best), (tap_code if wins and with_positions else best_code)
-
-
-@njit(inline="always")
 def _fold_window(x_row, acc, codes, ow, tw_lo, tw_hi, start, C, dw, code, code_tap,
                  with_positions, reduction):
-    """Merge taps ``tw_lo..tw_hi-1`` of the window at ``start`` into output ``ow``, per channel.
-
-    Each channel's best stays in a register for up to three taps at a time,
-    instead of a load and a store of the output per tap.
-    """
-    if C == 1:  # one channel: every tap in registers, no views
-        best = acc[ow]
-        best_code = codes[ow] if with_positions else 0
+    """Merge taps ``tw_lo..tw_hi-1`` of the window at ``start`` into output ``ow``, per channel."""
+    if C == 1:  # an edge window of a row: views would cost more than they save
         for tw in range(tw_lo, tw_hi):
-            best, best_code = _step(best, best_code, x_row[start + tw * dw], code + tw * code_tap,
-                                    with_positions, reduction)
-        acc[ow] = best
-        if with_positions:
-            codes[ow] = best_code
+            _merge(acc, codes, ow, x_row[start + tw * dw], code + tw * code_tap, with_positions,
+                   reduction)
         return
     acc_w = acc[ow * C:(ow + 1) * C]
     codes_w = codes[ow * C:(ow + 1) * C] if with_positions else codes
-    tw = tw_lo
-    while tw < tw_hi:
-        n = min(tw_hi - tw, 3)
-        at = (start + tw * dw) * C
-        at_1 = at + dw * C if n >= 2 else at  # unused taps read the first one's run
-        at_2 = at + 2 * dw * C if n == 3 else at
-        _merge_taps(x_row[at:at + C], x_row[at_1:at_1 + C], x_row[at_2:at_2 + C], n, acc_w,
-                    codes_w, C, code + tw * code_tap, code_tap, with_positions, reduction)
-        tw += n
-
-
-@njit(inline="always")
-def _merge_taps(x_0, x_1, x_2, n, acc_w, codes_w, C, tap_code, code_tap, with_positions,
-                reduction):
-    """Merge the first ``n`` (1 to 3) of the runs ``x_0``, ``x_1``, ``x_2`` into ``acc_w``,
-    in that order, channel by channel (``n`` is the same for every channel, so the
-    compiler takes its tests out of the loop, which then vectorises)."""
-    for c in range(C):
-        best = acc_w[c]
-        best_code = codes_w[c] if with_positions else 0
-        best, best_code = _step(best, best_code, x_0[c], tap_code, with_positions, reduction)
-        if n >= 2:
-            best, best_code = _step(best, best_code, x_1[c], tap_code + code_tap,
-                                    with_positions, reduction)
-        if n >= 3:
-            best, best_code = _step(best, best_code, x_2[c], tap_code + 2 * code_tap,
-                                    with_positions, reduction)
-        acc_w[c] = best
-        if with_positions:
-            codes_w[c] = best_code
+    for tw in range(tw_lo, tw_hi):
+        x_at = (start + tw * dw) * C
+        _merge_run(x_row[x_at:x_at + C], acc_w, codes_w, C, code + tw * code_tap,
+                   with_positions, reduction)
 
 
 @cache
@@ -190,10 +146,47 @@ def _fold_inside_generic(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, cod
             _merge_run(x_row[(tw * dw + ow_lo - pw) * C:], acc_in, codes_in, (ow_hi - ow_lo) * C,
                        code + tw * code_tap, with_positions, reduction)
         return
-    # window by window, the inner loop over the channels
+    # window by window, the inner loop over the channels: three taps per pass with each
+    # channel's best in a register (not a load and a store of the output per tap), the
+    # last kw % 3 taps one by one
+    step = dw * C
     for ow in range(ow_lo, ow_hi):
-        _fold_window(x_row, acc, codes, ow, 0, kw, ow * sw - pw, C, dw, code, code_tap,
-                     with_positions, reduction)
+        acc_w = acc[ow * C:(ow + 1) * C]
+        codes_w = codes[ow * C:(ow + 1) * C] if with_positions else codes
+        at = (ow * sw - pw) * C
+        for tw in range(0, kw - 2, 3):
+            _merge_three(x_row[at:], x_row[at + step:], x_row[at + 2 * step:], acc_w, codes_w, C,
+                         code + tw * code_tap, code_tap, with_positions, reduction)
+            at += 3 * step
+        for tw in range(kw - kw % 3, kw):
+            _merge_run(x_row[at:], acc_w, codes_w, C, code + tw * code_tap, with_positions,
+                       reduction)
+            at += step
+
+
+@njit(inline="always")
+def _merge_three(x_0, x_1, x_2, acc_w, codes_w, C, tap_code, code_tap, with_positions,
+                 reduction):
+    """Merge ``x_0[:C]``, ``x_1[:C]``, ``x_2[:C]`` (taps ``tap_code`` and the next two), in
+    that order, into ``acc_w``, each channel's best held in a register."""
+    for c in range(C):
+        best = acc_w[c]
+        if reduction == SUM:
+            acc_w[c] = best + x_0[c] + x_1[c] + x_2[c]
+            continue
+        best_code = codes_w[c] if with_positions else 0
+        v = x_0[c]
+        wins = _wins(v, best, reduction)
+        best, best_code = (v, tap_code) if wins else (best, best_code)
+        v = x_1[c]
+        wins = _wins(v, best, reduction)
+        best, best_code = (v, tap_code + code_tap) if wins else (best, best_code)
+        v = x_2[c]
+        wins = _wins(v, best, reduction)
+        best, best_code = (v, tap_code + 2 * code_tap) if wins else (best, best_code)
+        acc_w[c] = best
+        if with_positions:
+            codes_w[c] = best_code
 
 
 def _fold_inside(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw, C, kw,
