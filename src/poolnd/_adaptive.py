@@ -111,16 +111,15 @@ def _max_canonical(x, starts, ends, kind: int, omit_nan: bool):
     if len(starts) > _KERNEL_AXES:
         return _max_in_two_stages(x, starts, ends, kind, omit_nan)
     out = np.empty((x.shape[0], *_out_lengths(starts), x.shape[-1]), x.dtype)
-    channels, bounds = x.shape[-1], _bounds(starts, ends)
+    channels, bounds, shifts = x.shape[-1], _bounds(starts, ends), _kernel_shifts(starts, ends)
     if kind == NO_POSITION:
         _run_rows(_kernels.adaptive_max_values, _as_row_array(x), _as_row_array(out), channels,
-                  *bounds, omit_nan)
+                  *bounds, omit_nan, shifts)
         return out, None
     flat = kind == FLAT_INDEX
     positions = np.empty(out.shape, np.int64 if flat else _window_position_dtype(starts, ends))
     _run_rows(_kernels.adaptive_max_positions, _as_row_array(x), _as_row_array(out),
-              _as_row_array(positions), channels, *bounds, omit_nan, flat,
-              _kernel_shifts(starts, ends))
+              _as_row_array(positions), channels, *bounds, omit_nan, flat, shifts)
     return out, positions
 
 

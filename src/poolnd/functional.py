@@ -437,11 +437,11 @@ _INDEX_BLOCK = 1 << 16
 
 def _index_range(indices: np.ndarray) -> tuple[int, int]:
     """The least and greatest index, ``(0, 0)`` for none; int64 indices in any dense
-    layout (PyTorch's and poolnd's own) are read once, in parallel."""
+    layout (PyTorch's and poolnd's own) are read once, in parallel when large."""
     if indices.size == 0:
         return 0, 0
     flat = np.ravel(indices, order="K")  # a view, unless the layout has gaps
-    if flat.dtype != np.int64 or flat.size < _parallel._SMALL_WORK:
+    if flat.dtype != np.int64:  # rare: not worth a kernel per integer type
         return int(flat.min()), int(flat.max())
     extremes = np.empty((-(-flat.size // _INDEX_BLOCK), 2), np.int64)
     _parallel.run(_unpool_kernels.index_range, len(extremes), flat.size, flat, _INDEX_BLOCK,

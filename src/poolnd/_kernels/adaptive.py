@@ -142,8 +142,8 @@ def adaptive_avg_backward(grad_out, grad_in, C, starts, ends, b_lo, b_hi):
 
 
 @cached_kernel(nogil=True)
-def adaptive_max_values(x, out, C, starts, ends, omit_nan, job_lo, job_hi):
-    _max_windows(x, out, out, C, starts, ends, omit_nan, False, False, (0, 0), job_lo, job_hi)
+def adaptive_max_values(x, out, C, starts, ends, omit_nan, shifts, job_lo, job_hi):
+    _max_windows(x, out, out, C, starts, ends, omit_nan, False, False, shifts, job_lo, job_hi)
 
 
 @cached_kernel(nogil=True)
@@ -169,15 +169,13 @@ def _max_windows(x, out, position, C, starts, ends, omit_nan, with_positions, fl
     ``position`` gets the flat index ``(i_d*H + i_h)*W + i_w`` (``flat_index``)
     or the offsets inside the window as bit fields,
     ``td << shifts[0] | th << shifts[1] | tw``, which come apart without a division.
+    The columns' keys in :func:`_winning_tap` use the same ``tw`` field.
     """
     H, WC = x.shape[2], x.shape[3]
     W = WC // C
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
     d_shift, h_shift = shifts
-    w_bits = 0  # bits of a column inside a window
-    for ow in range(OW):
-        while ends[2][ow] - starts[2][ow] > 1 << w_bits:
-            w_bits += 1
+    w_bits = h_shift  # the W offset's field lies below it: as wide as the widest window needs
     w_mask = (1 << w_bits) - 1
     reduction = MAX_OMIT_NAN if omit_nan else MAX  # the max kernels' rule for ties and NaN
     col_best = np.empty(WC, x.dtype)  # per column of the output row: the best of its rows
