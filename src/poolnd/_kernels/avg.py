@@ -6,9 +6,70 @@ factors from PyTorch's rule, so the kernels only sum and divide.
 """
 
 import numpy as np
+from numba import njit
 
 from ._cache import cached_kernel
-from ._windows import per_output, taps_in_input, window_starts
+from ._windows import per_output
+
+
+@njit(inline="always")
+def _covering(length, k, s, d, pad, n_out):
+    """For each position ``x < length`` on one axis: the outputs whose windows hold it,
+    ascending, in ``found[x, :count[x]]``. Made once per call: no division per row."""
+    found = np.empty((length, k), np.int64)
+    count = np.zeros(length, np.int64)
+    for o in range(n_out):
+        for t in range(k):
+            x = o * s - pad + t * d
+            if 0 <= x < length:
+                found[x, count[x]] = o
+                count[x] += 1
+    return found, count
+
+
+@njit(inline="always")
+def _tap_runs(W, OW, C, kw, sw, dw, pw):
+    """Per tap along ``W``: the residue of its positions modulo ``sw``, and the run of
+    shares ``[lo, lo+n)`` it adds to that residue's phase row from ``at``."""
+    runs = np.zeros((kw, 4), np.int64)
+    for tw in range(kw):
+        offset = tw * dw - pw  # tap tw of window ow reads w = ow*sw + offset
+        residue = offset % sw
+        ow_lo = max(0, -(offset // sw))  # the windows whose tap tw lands in the row
+        ow_hi = max(ow_lo, min(OW, (W - 1 - offset) // sw + 1))
+        runs[tw] = residue, ow_lo * C, (ow_hi - ow_lo) * C, (ow_lo + (offset - residue) // sw) * C
+    return runs
+
+
+@njit(inline="always")
+def _spread_row(g_row, divisor, divisor_of_output, shares, phases, spread, tap_runs, W, C, sw):
+    """``spread[w]``: the shares ``g / divisor`` of the row's windows that hold ``w``.
+
+    Along ``W`` a window's taps sit ``sw`` apart, so each tap's shares land on
+    one residue of ``w`` modulo ``sw``: they are added, contiguously, into
+    that residue's phase row, and the phases are then interleaved.
+    """
+    for i in range(shares.size):  # one division per output, as PyTorch does
+        shares[i] = g_row[i] / (divisor * divisor_of_output[i])
+    phases[:] = 0  # positions no window holds stay 0
+    for tw in range(tap_runs.shape[0]):
+        residue, lo, n, at = tap_runs[tw]
+        phase = phases[residue, at:at + n]
+        tap_shares = shares[lo:lo + n]
+        for i in range(n):
+            phase[i] += tap_shares[i]
+    if sw == 2 and C == 1:  # the common stride, spelled out so that it vectorises
+        for q in range(W // 2):
+            spread[2 * q] = phases[0, q]
+            spread[2 * q + 1] = phases[1, q]
+        if W % 2:
+            spread[W - 1] = phases[0, W // 2]
+        return
+    for residue in range(sw):
+        for q in range((W - residue + sw - 1) // sw):
+            w = q * sw + residue
+            for c in range(C):
+                spread[w * C + c] = phases[residue, q * C + c]
 
 
 @cached_kernel(nogil=True, error_model="numpy")  # divisors are >= 1: no zero test
@@ -16,10 +77,11 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
     """Give every input element ``grad / divisor`` of each window that holds it.
 
     Layout as the forward's: ``(B, D, H, W*C)`` in, ``(B, OD, OH, OW*C)``
-    out. A job is a plane: planes are independent, and within a plane
-    windows may overlap, so it is walked in output order. The window is a
-    box, so each output row's shares are first spread along ``W`` into one
-    row, which is then added to every input row the windows cover.
+    out. A job is a plane. Each input row is written once, as the sum of
+    the spread rows of the output rows whose windows cover it, in output
+    order. A spread row is made when the walk down ``H`` first needs it and
+    kept in a ring of ``ring`` rows: the output rows that cover one input
+    row lie within that many consecutive rows.
     """
     D, H, WC = grad_in.shape[1:]
     OD, OH, OWC = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
@@ -28,31 +90,39 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
     sd, sh, sw = stride
     dd, dh, dw = dilation
     pd, ph, pw = pad
-    # per output of a row: the divisor's factor on W, and where its window starts
+    ring = (kh - 1) * dh // sh + 1
+    ods, n_ods = _covering(D, kd, sd, dd, pd, OD)
+    ohs, n_ohs = _covering(H, kh, sh, dh, ph, OH)
+    slots = ohs % ring  # where each covering output row's spread row is kept
+    tap_runs = _tap_runs(W, OW, C, kw, sw, dw, pw)
     divisor_of_output = per_output(divisors[2], OWC, C)
-    out_offset = window_starts(OWC, C, sw)
     shares = np.empty(OWC, grad_in.dtype)
-    spread = np.empty(WC, grad_in.dtype)
+    phases = np.empty((sw, (W + sw - 1) // sw * C), grad_in.dtype)
+    spread = np.empty((kd, ring, WC), grad_in.dtype)
     for b in range(b_lo, b_hi):
-        grad_in[b] = 0  # here, not by the caller: one write per page, by the thread that adds
-        for od in range(OD):
-            d0, td_lo, td_hi = taps_in_input(od, D, kd, sd, dd, pd)
-            for oh in range(OH):
-                h0, th_lo, th_hi = taps_in_input(oh, H, kh, sh, dh, ph)
-                scale = divisors[0][od] * divisors[1][oh]
-                g_row = grad_out[b, od, oh]
-                for i in range(OWC):  # one division per output, as PyTorch does
-                    shares[i] = g_row[i] / (scale * divisor_of_output[i])
-                spread[:] = 0
-                for tw in range(kw):  # tap by tap: no add waits for the one before
-                    # the outputs whose tap tw lands inside the row
-                    ow_lo = max(0, -((tw * dw - pw) // sw))
-                    ow_hi = min(OW, (W - 1 + pw - tw * dw) // sw + 1)
-                    shift = (tw * dw - pw) * C
-                    for i in range(ow_lo * C, ow_hi * C):
-                        spread[out_offset[i] + shift] += shares[i]
-                for td in range(td_lo, td_hi):
-                    for th in range(th_lo, th_hi):
-                        row = grad_in[b, d0 + td * dd, h0 + th * dh]
+        for d in range(D):
+            n_d = n_ods[d]
+            made = 0  # output rows 0..made-1 of each covering od are spread, made % ring next
+            slot = 0
+            for h in range(H):
+                n_h = n_ohs[h]
+                row = grad_in[b, d, h]
+                if n_d == 0 or n_h == 0:
+                    row[:] = 0
+                    continue
+                while made <= ohs[h, n_h - 1]:
+                    for jd in range(n_d):
+                        od = ods[d, jd]
+                        _spread_row(grad_out[b, od, made], divisors[0][od] * divisors[1][made],
+                                    divisor_of_output, shares, phases, spread[jd, slot],
+                                    tap_runs, W, C, sw)
+                    made += 1
+                    slot = slot + 1 if slot + 1 < ring else 0
+                first = spread[0, slots[h, 0]]
+                for i in range(WC):
+                    row[i] = first[i]
+                for jd in range(n_d):
+                    for jh in range(1 if jd == 0 else 0, n_h):
+                        more = spread[jd, slots[h, jh]]
                         for i in range(WC):
-                            row[i] += spread[i]
+                            row[i] += more[i]
