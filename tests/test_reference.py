@@ -347,6 +347,24 @@ def test_avg_pool_backward_four_axes_matches_reference(case, opts, seed):
     assert_close(gx, ref_avg_pool_backward(grad, shape, **g, **opts))
 
 
+@pytest.mark.parametrize("shape, g, axes", [
+    # long rows (vector loops and their tails), odd W at stride 2, the ring of spread rows
+    # wrapping many times, windows on D that overlap, and gaps no window covers
+    ((2, 3, 41, 37), {"kernel_size": (3, 3), "stride": 2, "padding": 1}, None),
+    ((1, 2, 40, 45), {"kernel_size": (5, 4), "stride": 1, "dilation": (3, 2)}, None),
+    ((2, 9, 8, 33), {"kernel_size": (3, 3, 2), "stride": (2, 2, 3), "ceil_mode": True}, None),
+    ((2, 30, 31), {"kernel_size": (2, 1), "stride": (3, 4), "padding": (1, 0)}, None),
+    # channels-last rows at stride 3 (the interleave's general loop)
+    ((2, 19, 23, 5), {"kernel_size": (4, 5), "stride": 3, "padding": 2}, (1, 2)),
+])
+def test_avg_pool_backward_matches_reference_on_long_rows(shape, g, axes):
+    opts = {"count_include_pad": False}
+    out_shape = ref_avg_pool(np.zeros(shape), **g, **opts, axes=axes).shape
+    grad = np.random.default_rng(3).standard_normal(out_shape)
+    gx = _call_unmodified(poolnd.avg_pool_backward, grad, shape, **g, **opts, axes=axes)
+    assert_close(gx, ref_avg_pool_backward(grad, shape, **g, **opts, axes=axes))
+
+
 # --- layouts: channels-last, arbitrary axes, zero-size, strided, read-only ---
 
 
