@@ -317,6 +317,27 @@ def test_max_pool_values_and_indices_equal_torch(n, data):
     np.testing.assert_array_equal(x_in, before, strict=True)
 
 
+@pytest.mark.parametrize("kernel", [(1, 4), (2, 5), (3, 6), (1, 7), (5, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_stride_one_taps_folded_three_at_a_time_equal_torch(kernel, channels_last):
+    """Long rows at stride 1, whose taps fold three per pass (the last kw % 3 one by one):
+    ties from few distinct values, and NaN, give torch's values and indices."""
+    rng = np.random.default_rng(sum(kernel))
+    x = rng.integers(-2, 3, (2, 3, 9, 61)).astype(np.float32)
+    x[rng.random(x.shape) < 0.02] = np.nan
+    geo = Geometry(spatial=(9, 61), kernel=kernel, stride=(1, 1), padding=(0, kernel[1] // 2),
+                   dilation=(1, 1), ceil_mode=False, compact=False)
+    want, want_idx, _ = torch_max(x, geo)
+    if channels_last:
+        got, got_idx = poolnd.max_pool(np.ascontiguousarray(np.moveaxis(x, 1, -1)), kernel, 1,
+                                       geo.padding, return_indices=True, axes=(1, 2))
+        got, got_idx = np.moveaxis(got, -1, 1), np.moveaxis(got_idx, -1, 1)
+    else:
+        got, got_idx = poolnd.max_pool(x, kernel, 1, geo.padding, return_indices=True)
+    assert_identical(got, want)
+    assert_identical(got_idx, want_idx)
+
+
 @NDIMS
 @given(data=st.data())
 def test_max_pool_backward_equals_torch_autograd(n, data):

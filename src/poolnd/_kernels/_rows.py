@@ -22,10 +22,13 @@ end (narrow position dtypes in the inner loop would stop it vectorising).
 Three inner loops, picked per call so that the compiler vectorises each:
 - ``C == 1`` and a common window shape: the shape's sizes are literals, the
   taps unroll and the loop runs over the windows;
-- ``C == 1`` and stride 1: tap by tap, over contiguous windows;
+- ``C == 1`` and stride 1: over the contiguous windows, three taps per
+  pass with each window's best in a register;
 - otherwise window by window, over the ``C`` contiguous channels
   (channels-last data), three taps per pass with each channel's best in a
   register; the windows that overhang the row's ends go tap by tap.
+Each input row is still merged into the output row in a pass of its own: a
+pass that merges a single tap becomes masked stores (see ``_fold_taps``).
 The loops index views that start where they start: an index offset by a
 variable stops the compiler from vectorising. Every helper is inlined into
 the kernel: a call that passes arrays would count references on each row.
@@ -139,37 +142,41 @@ def _make_literal_loop(with_positions, reduction, shape):
 @njit(inline="always")
 def _fold_inside_generic(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
                          with_positions, reduction):
-    if sw == 1:  # tap by tap: the inside windows' taps form one contiguous run
-        acc_in = acc[ow_lo * C:ow_hi * C]
-        codes_in = codes[ow_lo * C:ow_hi * C] if with_positions else codes
-        for tw in range(kw):
-            _merge_run(x_row[(tw * dw + ow_lo - pw) * C:], acc_in, codes_in, (ow_hi - ow_lo) * C,
-                       code + tw * code_tap, with_positions, reduction)
-        return
-    # window by window, the inner loop over the channels: three taps per pass with each
-    # channel's best in a register (not a load and a store of the output per tap), the
-    # last kw % 3 taps one by one
-    step = dw * C
-    for ow in range(ow_lo, ow_hi):
-        acc_w = acc[ow * C:(ow + 1) * C]
-        codes_w = codes[ow * C:(ow + 1) * C] if with_positions else codes
-        at = (ow * sw - pw) * C
-        for tw in range(0, kw - 2, 3):
-            _merge_three(x_row[at:], x_row[at + step:], x_row[at + 2 * step:], acc_w, codes_w, C,
-                         code + tw * code_tap, code_tap, with_positions, reduction)
-            at += 3 * step
-        for tw in range(kw - kw % 3, kw):
-            _merge_run(x_row[at:], acc_w, codes_w, C, code + tw * code_tap, with_positions,
-                       reduction)
-            at += step
+    # at stride 1 the inside windows' taps form one contiguous run per tap; otherwise
+    # window by window, each run over the window's C channels
+    n_runs, n = (1, (ow_hi - ow_lo) * C) if sw == 1 else (ow_hi - ow_lo, C)
+    for ow in range(ow_lo, ow_lo + n_runs):
+        _fold_taps(x_row, (ow * sw - pw) * C, dw * C, acc[ow * C:ow * C + n],
+                   codes[ow * C:ow * C + n] if with_positions else codes, n, kw, code, code_tap,
+                   with_positions, reduction)
 
 
 @njit(inline="always")
-def _merge_three(x_0, x_1, x_2, acc_w, codes_w, C, tap_code, code_tap, with_positions,
+def _fold_taps(x_row, at, step, acc_run, codes_run, n, kw, code, code_tap, with_positions,
+               reduction):
+    """Merge ``kw`` runs of ``n`` elements, ``x_row[at + tw*step:][:n]``, into ``acc_run``.
+
+    Three taps per pass with each output's best in a register, the last
+    ``kw % 3`` one by one: a pass that merges one tap stores back the value it
+    loaded wherever the tap loses, and the compiler makes that a masked store,
+    which on AMD cores costs several times the merge itself.
+    """
+    for tw in range(0, kw - 2, 3):
+        _merge_three(x_row[at:], x_row[at + step:], x_row[at + 2 * step:], acc_run, codes_run,
+                     n, code + tw * code_tap, code_tap, with_positions, reduction)
+        at += 3 * step
+    for tw in range(kw - kw % 3, kw):
+        _merge_run(x_row[at:], acc_run, codes_run, n, code + tw * code_tap, with_positions,
+                   reduction)
+        at += step
+
+
+@njit(inline="always")
+def _merge_three(x_0, x_1, x_2, acc_w, codes_w, n, tap_code, code_tap, with_positions,
                  reduction):
-    """Merge ``x_0[:C]``, ``x_1[:C]``, ``x_2[:C]`` (taps ``tap_code`` and the next two), in
-    that order, into ``acc_w``, each channel's best held in a register."""
-    for c in range(C):
+    """Merge ``x_0[:n]``, ``x_1[:n]``, ``x_2[:n]`` (taps ``tap_code`` and the next two), in
+    that order, into ``acc_w``, each output's best held in a register."""
+    for c in range(n):
         best = acc_w[c]
         if reduction == SUM:
             acc_w[c] = best + x_0[c] + x_1[c] + x_2[c]
