@@ -93,7 +93,7 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
     ring = (kh - 1) * dh // sh + 1
     ods, n_ods = _covering(D, kd, sd, dd, pd, OD)
     ohs, n_ohs = _covering(H, kh, sh, dh, ph, OH)
-    slots = ohs % ring  # where each covering output row's spread row is kept
+    slot_of = np.arange(OH) % ring  # where each output row's spread row is kept
     tap_runs = _tap_runs(W, OW, C, kw, sw, dw, pw)
     divisor_of_output = per_output(divisors[2], OWC, C)
     shares = np.empty(OWC, grad_in.dtype)
@@ -102,8 +102,7 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
     for b in range(b_lo, b_hi):
         for d in range(D):
             n_d = n_ods[d]
-            made = 0  # output rows 0..made-1 of each covering od are spread, made % ring next
-            slot = 0
+            made = 0  # output rows 0..made-1 of each covering od are spread
             for h in range(H):
                 n_h = n_ohs[h]
                 row = grad_in[b, d, h]
@@ -114,15 +113,14 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
                     for jd in range(n_d):
                         od = ods[d, jd]
                         _spread_row(grad_out[b, od, made], divisors[0][od] * divisors[1][made],
-                                    divisor_of_output, shares, phases, spread[jd, slot],
-                                    tap_runs, W, C, sw)
+                                    divisor_of_output, shares, phases,
+                                    spread[jd, slot_of[made]], tap_runs, W, C, sw)
                     made += 1
-                    slot = slot + 1 if slot + 1 < ring else 0
-                first = spread[0, slots[h, 0]]
+                first = spread[0, slot_of[ohs[h, 0]]]
                 for i in range(WC):
                     row[i] = first[i]
                 for jd in range(n_d):
                     for jh in range(1 if jd == 0 else 0, n_h):
-                        more = spread[jd, slots[h, jh]]
+                        more = spread[jd, slot_of[ohs[h, jh]]]
                         for i in range(WC):
                             row[i] += more[i]
