@@ -189,16 +189,20 @@ def test_thread_pool_grows_safely_while_threads_call(monkeypatch):
         poolnd.set_num_threads(before)
 
 
-def test_a_shared_layer_keeps_the_last_forward_of_any_thread():
-    """What the README documents: the state is per layer, overwritten by each forward.
-    Its backward answers for whichever forward ran last, in any thread."""
+def test_a_shared_layer_answers_the_newest_forward_of_any_thread():
+    """What the README documents: each forward's state waits in the layer, and a backward
+    answers the newest waiting forward, whichever thread ran it."""
     layer = nn.MaxPool2d(2)
     small, large = X[:1], X
     thread = threading.Thread(target=layer, args=(large,))
     layer(small)
     thread.start()
     thread.join()
-    grad = layer.backward(np.ones((2, 3, 8, 9), np.float32))  # the other thread's forward
+    with pytest.raises(ValueError, match="grad_output"):  # the newest is the other thread's
+        layer.backward(np.ones((1, 3, 8, 9), np.float32))
+    grad = layer.backward(np.ones((2, 3, 8, 9), np.float32))
     assert grad.shape == large.shape
-    with pytest.raises(ValueError, match="grad_output"):
+    grad = layer.backward(np.ones((1, 3, 8, 9), np.float32))  # then this thread's
+    assert grad.shape == small.shape
+    with pytest.raises(ValueError, match="before forward"):
         layer.backward(np.ones((1, 3, 8, 9), np.float32))

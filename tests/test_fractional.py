@@ -249,8 +249,9 @@ def test_layer_keeps_one_byte_window_positions():
     layer = poolnd.nn.FractionalMaxPool2d(3, output_ratio=0.5, rng=1)
     x = _values(2, (2, 3, 10, 12), np.float64, nan=True)
     y = layer(x)
-    assert layer._positions.dtype == np.uint8
-    assert not np.shares_memory(layer._positions, x)
+    _, positions, _ = layer._newest()  # (plan, positions, starts) of the pending forward
+    assert positions.dtype == np.uint8
+    assert not np.shares_memory(positions, x)
     grad = _integer_grad(3, y.shape, np.float64)
     # the same samples again (same seed) give the flat indices the gradient goes to
     _, idx = poolnd.fractional_max_pool2d(x, 3, None, 0.5, True, rng=1)

@@ -266,7 +266,7 @@ def test_layer_with_infinite_norm_keeps_window_positions_and_signs():
     layer = poolnd.nn.LPPool2d(INF, 2)
     x = np.random.default_rng(5).standard_normal((2, 3, 4, 6))
     y = layer(x)
-    positions, signs = layer._state
+    _, (positions, signs) = layer._newest()  # (plan, state) of the pending forward
     assert positions.dtype == np.uint8 and signs.dtype == np.int8 and signs.shape == y.shape
     grad = _integer_grad(6, y.shape, np.float64)
     assert_identical(layer.backward(grad), ref_lp_pool_backward(grad, x, INF, (2, 2)))
@@ -314,3 +314,23 @@ def test_zero_size_batch_axis_gives_empty_results():
         assert poolnd.lp_pool2d(x, p, 2).shape == (0, 3, 4, 4)
         grad = poolnd.lp_pool_backward(np.zeros((0, 3, 4, 4), np.float32), x, p, (2, 2))
         assert grad.shape == x.shape and grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 0.5, 1.5, 4])
+def test_float16_rounds_each_step_as_torch_does(p):
+    """float16 is computed in float32 but rounded to float16 after ``x**p``, the average,
+    ``* K`` and the root, with the exponents cast to float16: ``300**2`` overflows to inf
+    and ``(-1.2e-7)**3`` underflows to zero there, as in PyTorch."""
+    rng = np.random.default_rng(7)
+    scales = np.array([1e-4, 1e-2, 1, 30, 300])[rng.integers(0, 5, (4, 3, 1, 1))]
+    x = (rng.standard_normal((4, 3, 9, 10)) * scales).astype(np.float16)
+    x[0, 0, :2, :2] = 300
+    x[0, 1, :2, :2] = [[-1.2e-7, 0], [0, 0]]
+    if p != int(p):
+        x = np.abs(x)
+    for k, s, ceil_mode in [(2, 2, False), (3, 2, True), (3, 1, False)]:
+        got = poolnd.lp_pool2d(x, p, k, s, ceil_mode)
+        want = F.lp_pool2d(torch.from_numpy(x), p, k, s, ceil_mode).numpy()
+        assert_identical(got, want)
+    assert poolnd.lp_pool1d(np.array([[[300, 300]]], np.float16), 2, 2)[0, 0, 0] == np.inf
+    assert poolnd.lp_pool1d(np.array([[[-1.2e-7, 0]]], np.float16), 3, 2)[0, 0, 0] == 0

@@ -60,7 +60,7 @@ class MaxPoolOperation(LayerOperation):
     bit-for-bit MyGrad's. Windows that do not overlap need no sums."""
 
     def backward_var(self, grad, index, **kwargs):
-        plan = self.layer._last_plan()
+        plan = self.layer._newest()[0]
         if any(s < d * (k - 1) + 1 for k, s, d in zip(plan.kernel, plan.stride, plan.dilation)):
             grad = np.asarray(grad, dtype=np.float64)
         return super().backward_var(grad, index, **kwargs)

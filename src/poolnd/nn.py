@@ -18,6 +18,8 @@ array([[0., 0., 0., 0.],
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
 from ._adaptive import (
@@ -86,8 +88,75 @@ __all__ = [
 ]
 
 
-class _Pool:
-    """What every pooling layer shares: geometry, axes, the last call's plan."""
+class _Saved:
+    """The state of each forward that awaits its backward, newest last.
+
+    A layer used twice in one pass (``y = pool(conv2(pool(conv1(x))))``) keeps
+    both forwards' states, and each ``backward`` answers the newest forward not
+    yet answered, as a tape does: backwards run in the reverse order of their
+    forwards. At most ``max_pending`` states are kept; a forward beyond that
+    forgets the oldest, whose backward is then refused, never answered with
+    another call's state. In eval mode forwards keep nothing.
+    """
+
+    max_pending = 16  # forwards awaiting a backward; a class or instance attribute
+
+    training = True
+
+    def train(self, mode: bool = True):
+        """Keep each forward's state for its backward (the default); returns the layer."""
+        self.training = check_flag("mode", mode)
+        if not self.training:
+            self._pending().clear()
+        return self
+
+    def eval(self):
+        """Keep nothing: for inference, where no backward follows. Returns the layer."""
+        return self.train(False)
+
+    def _pending(self) -> collections.deque:
+        pending = self.__dict__.get("_saved")
+        if pending is None or pending.maxlen != self.max_pending:
+            # deque's append and pop are atomic: threads never see half a state
+            pending = collections.deque(pending or (), maxlen=self.max_pending)
+            self._saved = pending
+        return pending
+
+    def _save(self, *state) -> None:
+        if self.training:
+            self._pending().append(state)
+
+    def _newest(self) -> tuple:
+        """The newest unanswered forward's state, left in place."""
+        pending = self._pending()
+        if not pending:
+            raise ValueError(self._nothing_pending())
+        return pending[-1]
+
+    def backward(self, grad_output):
+        """The gradient for the newest forward not yet answered (see :class:`_Saved`)."""
+        state = self._newest()
+        grad = self._backward(grad_output, *state)
+        # forgotten only once answered: a backward that raises leaves the layer as it was
+        pending = self._pending()
+        for i in range(len(pending) - 1, -1, -1):
+            if pending[i] is state:
+                del pending[i]
+                break
+        return grad
+
+    def _nothing_pending(self) -> str:
+        name = type(self).__name__
+        if not self.training:
+            return (f"{name}.backward(): the layer is in eval mode, where forward() keeps "
+                    f"nothing; call layer.train() before the forward whose gradient you need")
+        return (f"{name}.backward() called before forward(), or more often than forward(): "
+                f"each backward answers one forward, the newest not yet answered (at most "
+                f"max_pending={self.max_pending} are kept)")
+
+
+class _Pool(_Saved):
+    """What every pooling layer shares: geometry, axes, the state of pending forwards."""
 
     _n: int | None = None  # pooled axes fixed by the class name (MaxPool2d: 2)
     _op = "pool"
@@ -102,7 +171,6 @@ class _Pool:
         self.dilation = _freeze(dilation)
         self.ceil_mode = check_flag("ceil_mode", ceil_mode)
         self.axes = _freeze(axes)
-        self._plan = None
 
     def _axes_from(self, axes, channels_last, size, name="kernel_size"):
         """``axes``, or with ``channels_last=True`` the N axes just before the last."""
@@ -116,11 +184,6 @@ class _Pool:
     def _plan_for(self, x):
         return plan_pool(self._op, x.shape, self.kernel_size, self.stride, self.padding,
                          self.dilation, self.ceil_mode, self.axes, self._n)
-
-    def _last_plan(self):
-        if self._plan is None:
-            raise ValueError(f"{type(self).__name__}.backward() called before forward()")
-        return self._plan
 
     def __call__(self, x):
         return self.forward(x)
@@ -158,13 +221,12 @@ class _MaxLayer:
         self.return_indices = check_flag("return_indices", return_indices)
         _check_choice("nan_policy", nan_policy, _NAN_POLICIES)
         self.nan_policy = nan_policy
-        self._positions = None  # window positions, or flat indices when they were returned
 
-    def backward(self, grad_output):
-        plan = self._last_plan()
+    def _backward(self, grad_output, plan, positions):
+        # positions: flat indices when they were returned, else positions in the window
         if self.return_indices:
-            return _scatter_flat(_check_grad(grad_output, plan), self._positions, plan)
-        return self._backward_from_window(grad_output, self._positions, plan)
+            return _scatter_flat(_check_grad(grad_output, plan), positions, plan)
+        return self._backward_from_window(grad_output, positions, plan)
 
     def _arguments(self):
         arguments = super()._arguments()
@@ -198,7 +260,7 @@ class MaxPoolNd(_MaxLayer, _Pool):
             out, positions = _max_pool_planned(x, plan, FLAT_INDEX, omit_nan)
         else:
             out, positions = _max_pool_with_window_positions(x, plan, omit_nan)
-        self._plan, self._positions = plan, positions
+        self._save(plan, positions)
         return (out, positions) if self.return_indices else out
 
     _backward_from_window = staticmethod(_max_backward_from_window)
@@ -225,11 +287,10 @@ class AvgPoolNd(_Pool):
         x = _as_real_array(x, "x")
         plan = self._plan_for(x)
         out = _avg_pool_planned(x, plan, self.count_include_pad, self._override)
-        self._plan = plan
+        self._save(plan)
         return out
 
-    def backward(self, grad_output):
-        plan = self._last_plan()
+    def _backward(self, grad_output, plan):
         return _avg_backward_planned(grad_output, plan, self.count_include_pad, self._override)
 
     def _arguments(self):
@@ -276,18 +337,16 @@ class LPPoolNd(_Pool):
         super().__init__(kernel_size, stride, 0, 1, ceil_mode, axes, channels_last)
         self._p = check_norm_type(norm_type)
         self.norm_type = norm_type
-        self._state = None
 
     def forward(self, x):
         x = _as_real_array(x, "x")
         plan = self._plan_for(x)
         out, state = _lp_layer_forward(x, plan, self._p)
-        self._plan, self._state = plan, state
+        self._save(plan, state)
         return out
 
-    def backward(self, grad_output):
-        plan = self._last_plan()
-        return _lp_layer_backward(grad_output, self._state, plan, self._p)
+    def _backward(self, grad_output, plan, state):
+        return _lp_layer_backward(grad_output, state, plan, self._p)
 
     def _arguments(self):
         return {"norm_type": self.norm_type, "kernel_size": self.kernel_size,
@@ -318,7 +377,6 @@ class FractionalMaxPoolNd(_Pool):
         self.return_indices = check_flag("return_indices", return_indices)
         self.samples = samples
         self._rng = None if samples is not None else np.random.default_rng(rng)
-        self._positions = self._starts = None
 
     def _plan_for(self, x):
         return plan_fractional(self._op, x.shape, self.kernel_size, self.output_size,
@@ -331,14 +389,13 @@ class FractionalMaxPoolNd(_Pool):
         flat = self.return_indices or plan.ndim > 3
         kind = FLAT_INDEX if flat else WINDOW_POSITION
         out, positions, starts = _fractional_planned(x, plan, samples, kind)
-        self._plan, self._positions, self._starts = plan, positions, None if flat else starts
+        self._save(plan, positions, None if flat else starts)
         return (out, positions) if self.return_indices else out
 
-    def backward(self, grad_output):
-        plan = self._last_plan()
-        if self._starts is None:  # flat indices
-            return _scatter_flat(_check_grad(grad_output, plan), self._positions, plan)
-        return _fractional_backward_window(grad_output, self._positions, self._starts, plan)
+    def _backward(self, grad_output, plan, positions, starts):
+        if starts is None:  # flat indices
+            return _scatter_flat(_check_grad(grad_output, plan), positions, plan)
+        return _fractional_backward_window(grad_output, positions, starts, plan)
 
     def _arguments(self):
         arguments = {"kernel_size": self.kernel_size}
@@ -363,7 +420,6 @@ class MaxUnpoolNd(_Pool):
 
     def __init__(self, kernel_size, stride=None, padding=0, *, axes=None, channels_last=False):
         super().__init__(kernel_size, stride, padding, 1, False, axes, channels_last)
-        self._indices = None
 
     def __call__(self, x, indices, output_size=None):
         return self.forward(x, indices, output_size)
@@ -373,12 +429,11 @@ class MaxUnpoolNd(_Pool):
         plan = plan_unpool(self._op, x.shape, self.kernel_size, self.stride, self.padding,
                            output_size, self.axes, self._n)
         out, indices = _max_unpool_planned(x, indices, plan)
-        self._plan, self._indices = plan, indices
+        self._save(plan, indices)
         return out
 
-    def backward(self, grad_output):
-        plan = self._last_plan()
-        return _unpool_backward_planned(grad_output, self._indices, plan)
+    def _backward(self, grad_output, plan, indices):
+        return _unpool_backward_planned(grad_output, indices, plan)
 
     def _arguments(self):
         return {"kernel_size": self.kernel_size,
@@ -400,7 +455,6 @@ class _AdaptivePool(_Pool):
     def __init__(self, output_size, axes, channels_last):  # no kernel, stride, padding
         self.output_size = _freeze(output_size)
         self.axes = _freeze(self._axes_from(axes, channels_last, output_size, "output_size"))
-        self._plan = None
 
     def _plan_for(self, x):
         return plan_adaptive(self._op, x.shape, self.output_size, self.axes, self._n)
@@ -430,7 +484,7 @@ class AdaptiveMaxPoolNd(_MaxLayer, _AdaptivePool):
         plan = self._plan_for(x)
         kind = FLAT_INDEX if self.return_indices else WINDOW_POSITION
         out, positions = _adaptive_max_planned(x, plan, kind, self.nan_policy == "omit")
-        self._plan, self._positions = plan, positions
+        self._save(plan, positions)
         return (out, positions) if self.return_indices else out
 
     _backward_from_window = staticmethod(_adaptive_max_backward_window)
@@ -452,11 +506,11 @@ class AdaptiveAvgPoolNd(_AdaptivePool):
         x = _as_real_array(x, "x")
         plan = self._plan_for(x)
         out = _adaptive_avg_planned(x, plan)
-        self._plan = plan
+        self._save(plan)
         return out
 
-    def backward(self, grad_output):
-        return _adaptive_avg_backward_planned(grad_output, self._last_plan())
+    def _backward(self, grad_output, plan):
+        return _adaptive_avg_backward_planned(grad_output, plan)
 
 
 AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d = (

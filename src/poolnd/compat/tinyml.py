@@ -52,11 +52,12 @@ from numpy.typing import ArrayLike
 
 from .._geometry import _freeze, _positive_ints, check_flag, plan_pool
 from ..functional import _flat_to_window, _window_to_flat, max_pool2d, max_pool_backward
+from ..nn import _Saved
 
 __all__ = ["MaxPool2D"]
 
 
-class MaxPool2D:
+class MaxPool2D(_Saved):
     """tinyml's max pooling layer for ``(N, C, H, W)`` input (see the module's text).
 
     >>> import numpy as np
@@ -92,7 +93,6 @@ class MaxPool2D:
         self.out_height, self.out_width = self._plan.out_lengths
         self.out_dim = (self.input_channel, self.out_height, self.out_width)
         self._kernel, self._steps = kernel, steps
-        self._last = None  # (plan, flat indices, gradient dtype) of the last forward
 
     @property
     def input_dim(self) -> tuple[int, int, int]:
@@ -108,7 +108,7 @@ class MaxPool2D:
         plan = plan_pool("MaxPool2D", x.shape, self._kernel, self._steps, n=2)
         if out.dtype.kind == "f":
             flat = _first_nan(x, out, flat, plan)
-        self._last = (plan, flat, x.dtype if x.dtype.kind == "f" else None)
+        self._save(plan, flat, x.dtype if x.dtype.kind == "f" else None)
         if self.return_index:
             return out, _flat_to_window(flat, plan).astype(np.int64)
         return out
@@ -116,10 +116,10 @@ class MaxPool2D:
     __call__ = forward
 
     def backward(self, in_gradient: ArrayLike) -> np.ndarray:
-        """The gradient with respect to the last forward's input."""
-        if self._last is None:
-            raise ValueError(f"MaxPool2D {self.name!r}: backward() called before forward()")
-        plan, flat, dtype = self._last
+        """The gradient with respect to the input of the newest forward not yet answered."""
+        return super().backward(in_gradient)
+
+    def _backward(self, in_gradient, plan, flat, dtype):
         grad = max_pool_backward(in_gradient, flat, plan.in_shape, self._kernel, self._steps)
         return grad if dtype is None else grad.astype(dtype, copy=False)
 
