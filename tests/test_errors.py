@@ -241,6 +241,13 @@ def test_adaptive_windows_whose_bounds_overflow_int64_are_rejected():
                        np.ones((1, 1)), (1, 5), (1, 2**62))
 
 
+@pytest.mark.parametrize("op", [poolnd.adaptive_max_pool, poolnd.adaptive_avg_pool])
+def test_adaptive_output_sizes_whose_plan_cannot_fit_in_memory_are_refused(op):
+    # 2**40 outputs need 16 TiB of window bounds, even for an empty batch
+    _raises_unmodified(ValueError, r"output_size=1099511627776 needs .* GiB .* memory", op,
+                       np.zeros((0, 4)), 2**40, axes=(1,))
+
+
 def test_huge_padding_and_dilation_are_refused_without_huge_memory():
     # 2**31 windows start in the padding; they used to be checked all at once (48 GiB)
     _raises_unmodified(ValueError, r"(?s)axis 3.*dilation 2147483648.*no input element",

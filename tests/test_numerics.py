@@ -158,3 +158,23 @@ def test_lp_pool_underflow_gives_zero_and_a_zero_gradient():
         assert poolnd.lp_pool1d(x, 2, 2)[0, 0] == 0
         np.testing.assert_array_equal(
             poolnd.lp_pool_backward(np.ones((1, 1), np.float32), x, 2, (2,)), np.zeros((1, 2)))
+
+
+# --- large windows whose sums overflow ----------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel, stride", [((2, 8), None), ((4, 4), 1), ((16, 1), (2, 1)),
+                                            ((1, 17), 1)])
+def test_large_window_averages_overflow_as_torch_sums_do(dtype, kernel, stride):
+    """Windows of 16 taps or more are summed one axis at a time; where a partial sum
+    overflows, the result is PyTorch's (its row-major sum), inf and not NaN."""
+    torch = pytest.importorskip("torch")
+    big = np.finfo(dtype).max / 4
+    rng = np.random.default_rng(len(kernel) * kernel[0] + kernel[1])
+    x = (rng.choice([-1.0, 1.0, 0.5], (2, 3, 20, 20)) * big).astype(dtype)
+    x[0, 0, 0::2], x[0, 0, 1::2] = big, -big  # rows of +big then -big: inf - inf per row
+    got = poolnd.avg_pool2d(x, kernel, stride)
+    want = torch.nn.functional.avg_pool2d(torch.from_numpy(x), kernel, stride).numpy()
+    assert np.isinf(want).any()
+    np.testing.assert_array_equal(got, want)

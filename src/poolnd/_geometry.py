@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -388,6 +389,13 @@ def _plan_adaptive_cached(op, shape, output_size, axes, n):
                 f"{op}: axis {axis} (pooled axis {i}) of length {length} pooled to "
                 f"{out_lengths[i]} outputs: the window bounds do not fit in int64"
             )
+    bounds_bytes = 2 * 8 * sum(out_lengths)  # int64 starts and ends per output position
+    if bounds_bytes > _memory_bytes():
+        raise ValueError(
+            f"{op}: output_size={output_size!r} needs {bounds_bytes / 2**30:.3g} GiB for its "
+            f"window bounds alone, more than this machine's memory "
+            f"({_memory_bytes() / 2**30:.3g} GiB)"
+        )
     # ceil((i+1)*L/O) in integers; every window holds at least one element when L >= 1
     starts = tuple(_frozen(np.arange(out, dtype=np.int64) * length // out)
                    for length, out in zip(lengths, out_lengths))
@@ -397,6 +405,14 @@ def _plan_adaptive_cached(op, shape, output_size, axes, n):
     return AdaptivePlan(op=op, in_shape=shape, axes=axes, lengths=lengths,
                         out_lengths=out_lengths, starts=starts, ends=ends, perm=perm,
                         outer_shape=outer_shape, inner_shape=inner_shape)
+
+
+def _memory_bytes() -> int:
+    """This machine's physical memory: a plan larger than it is refused, not attempted."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): no bound
+        return INT64_LIMIT
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

@@ -57,18 +57,41 @@ def _plan_lp(op, shape, kernel_size, stride, ceil_mode, axes, n):
     return plan_pool(op, shape, kernel_size, stride, 0, 1, ceil_mode, axes, n)
 
 
-def _lp_canonical(x: np.ndarray, plan: PoolPlan, p: float):
+def _lp_canonical(x: np.ndarray, plan: PoolPlan, p: float, result: np.dtype):
     """``(avg, out)`` for canonical ``x``: the average of ``x**p`` per window and the result.
 
-    Exponents are cast to ``x``'s dtype first, as PyTorch casts them.
+    Exponents are cast to ``x``'s dtype first, as PyTorch casts them. A ``result``
+    narrower than ``x`` (float16, computed in float32) is rounded to after each of
+    PyTorch's steps, ``x**p``, the average, ``* K`` and the root, as PyTorch's half
+    ops round: ``300**2`` is inf and ``(-1e-7)**3`` zero, as there.
     """
-    real = x.dtype.type
+    narrow = result.itemsize < x.dtype.itemsize
+
+    def real(exponent):  # cast to the result's dtype, as PyTorch casts it, computed in x's
+        return x.dtype.type(result.type(exponent))
+
     powered = np.empty_like(x)
     _elementwise(_lp_kernels.power, (x, powered), real(p))
+    if narrow:
+        _round_through(powered, result)
     avg = _avg_canonical(powered, _window_geometry(plan), True, 0)
     out = avg.copy()
-    _elementwise(_lp_kernels.scaled_power, (out,), real(1.0 / p), real(plan.window_size))
+    if narrow:
+        _round_through(avg, result)
+        np.multiply(avg, plan.window_size, out=out)
+        _round_through(out, result)
+        _elementwise(_lp_kernels.scaled_power, (out,), real(1.0 / p), x.dtype.type(1))
+        _round_through(out, result)
+    else:
+        _elementwise(_lp_kernels.scaled_power, (out,), real(1.0 / p),
+                     x.dtype.type(plan.window_size))
     return avg, out
+
+
+def _round_through(values: np.ndarray, dtype: np.dtype) -> None:
+    """Round ``values`` in place to the nearest value of the narrower ``dtype``."""
+    with np.errstate(over="ignore"):  # past the range is inf, as the narrow op gives
+        values[...] = values.astype(dtype)
 
 
 def _chain_factor(avg: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -122,7 +145,7 @@ def _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, *, op, n=None):
     if p == math.inf:
         return _max_pool_planned(np.abs(x.astype(result, copy=False)), plan, NO_POSITION,
                                  False)[0]
-    _, out = _lp_canonical(_to_canonical(x, plan, plan.lengths, compute), plan, p)
+    _, out = _lp_canonical(_to_canonical(x, plan, plan.lengths, compute), plan, p, result)
     return _from_canonical(out, plan, plan.out_lengths).astype(result, copy=False)
 
 
@@ -183,9 +206,9 @@ def _lp_pool_backward(grad_output, x, norm_type, kernel_size, stride, ceil_mode,
     if p == math.inf:
         _, flat, signs = _max_of_abs(x, plan, FLAT_INDEX)
         return _scatter_flat(grad * signs, flat, plan)
-    _, compute = _avg_dtypes(x.dtype, None)
+    result, compute = _avg_dtypes(x.dtype, None)
     x_canonical = _to_canonical(x, plan, plan.lengths, compute)
-    avg, out = _lp_canonical(x_canonical, plan, p)
+    avg, out = _lp_canonical(x_canonical, plan, p, result)
     return _lp_backward_planned(grad, _chain_factor(avg, out), x_canonical, plan, p)
 
 
@@ -213,7 +236,7 @@ def _lp_layer_forward(x: np.ndarray, plan: PoolPlan, p: float):
         return out, (positions, signs)
     result, compute = _avg_dtypes(x.dtype, None)
     x_canonical = _to_canonical(x, plan, plan.lengths, compute)
-    avg, out = _lp_canonical(x_canonical, plan, p)
+    avg, out = _lp_canonical(x_canonical, plan, p, result)
     state = (_chain_factor(avg, out), x_canonical)
     return _from_canonical(out, plan, plan.out_lengths).astype(result, copy=False), state
 

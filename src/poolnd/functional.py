@@ -575,8 +575,12 @@ def _avg_canonical(x, geometry, include_pad: bool, override: int):
     """
     n = x.ndim - 2
     outs = geometry[5]
-    if _is_large_window(geometry):
-        out = _pool_separably(x, geometry, _rows.SUM, x.dtype.type(0))
+    # Summed one axis at a time, a window whose partial sums overflow can give NaN
+    # (inf - inf) where a sum in PyTorch's row-major order gives inf; any non-finite
+    # total (rare: one cheap sum finds it) is therefore summed again window by window.
+    large = _is_large_window(geometry)
+    out = _pool_separably(x, geometry, _rows.SUM, x.dtype.type(0)) if large else None
+    if large and np.isfinite(out.sum()):
         for axis, factor in enumerate(_divisors(x.shape[1:-1], geometry, include_pad, override)
                                       [-n:]):
             shape = [1] * out.ndim
