@@ -1,4 +1,5 @@
-"""numba's on-disk cache: a read-only install falls back to a user cache; processes share it.
+"""numba's on-disk cache: a read-only install falls back to a user cache; processes share it;
+damaged cache files are compiled again; with nowhere to cache, kernels compile in memory.
 
 Each test runs fresh interpreters on a small problem, so the kernels compile
 cold there; the cache directories are temporary.
@@ -95,3 +96,64 @@ def test_processes_compiling_different_signatures_at_once_each_keep_their_own_co
         assert _finish(_run(env, tmp_path, dtype)) == _expected(dtype)
     data_files = [p.name for p in (tmp_path / "cache").rglob("*.nbc")]
     assert data_files and not any(name.split(".")[-2].isdigit() for name in data_files)
+
+
+# The cheapest call: one kernel, so one index file and one data file.
+TINY = ("import numpy as np, poolnd\n"
+        "print(poolnd.max_pool1d(np.arange(12, dtype=np.float32).reshape(1, 3, 4), 2).tolist())")
+
+
+def _tiny(env, cwd, prelude=""):
+    return subprocess.Popen([sys.executable, "-c", prelude + TINY], env=env, cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _tiny_expected():
+    return repr(poolnd.max_pool1d(np.arange(12, dtype=np.float32).reshape(1, 3, 4), 2).tolist())
+
+
+def _flip_middle(data):
+    middle = len(data) // 2
+    return data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 8]) + data[middle + 8:]
+
+
+DAMAGE = {"truncated": lambda data: data[:len(data) // 2], "emptied": lambda data: b"",
+          "flipped": _flip_middle}
+
+
+def test_damaged_cache_files_are_compiled_again(tmp_path):
+    pristine = tmp_path / "pristine"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(pristine)}
+    out, err = _tiny(env, tmp_path).communicate(timeout=600)
+    assert out.strip() == _tiny_expected(), err
+    assert {p.suffix for p in pristine.rglob("*.nb?")} == {".nbi", ".nbc"}
+    runs = {}
+    for suffix in (".nbi", ".nbc"):  # each damaged alone: a damaged index hides the data file
+        for how, damage in DAMAGE.items():
+            cache = tmp_path / f"{how}{suffix}"
+            shutil.copytree(pristine, cache)
+            damaged = {p: damage(p.read_bytes()) for p in cache.rglob("*" + suffix)}
+            for path, data in damaged.items():
+                path.write_bytes(data)
+            runs[cache.name] = damaged, _tiny({**env, "NUMBA_CACHE_DIR": str(cache)}, tmp_path)
+    for name, (damaged, proc) in runs.items():
+        out, err = proc.communicate(timeout=600)
+        assert (proc.returncode, out.strip()) == (0, _tiny_expected()), f"{name}: {err}"
+        for path, data in damaged.items():  # the damaged file was written anew
+            assert path.read_bytes() != data, f"{name}: {path.name} was left damaged"
+
+
+# Every one of numba's locators declines a folder it cannot write, and when all decline
+# (a read-only install, NUMBA_CACHE_DIR and home read-only: a usual container),
+# njit(cache=True) raises "no locator available" as the function is decorated. Emptying the
+# locator list is that situation exactly; making every folder read-only would not do, as
+# chmod does not stop root and numba looks in more places than a test can close.
+NO_LOCATOR = "from numba.core import caching\ncaching.CacheImpl._locator_classes = []\n"
+
+
+def test_nowhere_to_cache_compiles_in_memory(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("NUMBA_CACHE_LOCATOR_CLASSES", None)  # would replace the list emptied above
+    out, err = _tiny(env, tmp_path, NO_LOCATOR).communicate(timeout=600)
+    assert out.strip() == _tiny_expected(), err
+    assert not (tmp_path / "cache").exists()

@@ -34,6 +34,7 @@ import numba
 import numpy as np
 
 import poolnd
+from poolnd._kernels._cache import cached_kernel
 from poolnd._optional import require
 from poolnd.nn import AvgPool2d, MaxPool2d
 
@@ -307,7 +308,7 @@ def cases(quick: bool = False) -> list[Case]:
 
 # -- measuring ----------------------------------------------------------------
 
-@numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+@cached_kernel(parallel=True, fastmath=True, nogil=True)  # compiles in memory if nowhere to cache
 def _read_everything(flat: np.ndarray) -> float:
     total = 0.0
     for i in numba.prange(flat.size):
