@@ -85,6 +85,79 @@ def test_pool_tiff(tmp_path):
                                   poolnd.avg_pool(data, (2, 2)))
 
 
+def _tiff(path, data, axes=None):
+    tifffile = pytest.importorskip("tifffile")
+    if axes is None:
+        tifffile.imwrite(path, data)
+    else:  # grey values, not RGB planes, whatever the length of C
+        tifffile.imwrite(path, data, metadata={"axes": axes}, photometric="minisblack")
+    return path
+
+
+def _tiff_axes(path):
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        return tiff.series[0].axes, tiff.series[0].asarray()
+
+
+@pytest.mark.parametrize("shape, axes, flags, kernel, pooled", [
+    ((40, 60, 3), None, ["--kernel", "2"], 2, (0, 1)),  # RGB: YXS
+    ((40, 60, 3), None, ["--kernel", "2", "3"], (2, 3), (0, 1)),
+    ((40, 60, 4), None, ["--kernel", "2", "--axes", "0", "1", "2"], 2, (0, 1, 2)),  # as asked
+    ((5, 40, 60), None, ["--kernel", "2"], 2, (1, 2)),  # pages of unknown meaning: QYX
+    ((5, 40, 60), "IYX", ["--kernel", "2"], 2, (1, 2)),
+    ((6, 40, 60), "ZYX", ["--kernel", "2"], 2, (0, 1, 2)),  # a volume
+    ((6, 40, 60), "ZYX", ["--kernel", "2", "3"], (2, 3), (1, 2)),
+    ((2, 6, 3, 20, 30), "TZCYX", ["--kernel", "2"], 2, (1, 3, 4)),
+    ((4, 20, 30, 3), "QYXS", ["--kernel", "3"], 3, (1, 2)),
+])
+def test_pool_tiff_pools_the_axes_the_file_names(tmp_path, shape, axes, flags, kernel, pooled):
+    data = np.random.default_rng(9).integers(0, 255, shape).astype(np.uint8)
+    source = _tiff(tmp_path / "in.tif", data, axes)
+    written_axes, _ = _tiff_axes(source)
+    assert _pool(source, tmp_path / "out.tif", *flags) == 0
+    got_axes, got = _tiff_axes(tmp_path / "out.tif")
+    assert got_axes == written_axes  # the output keeps the input's axes
+    np.testing.assert_array_equal(got, poolnd.max_pool(data, kernel, axes=pooled))
+
+
+def test_pool_tiff_needs_axes_for_more_kernel_values_than_space_axes(tmp_path, capsys):
+    source = _tiff(tmp_path / "in.tif", np.zeros((40, 60, 3), np.uint8))
+    assert _pool(source, tmp_path / "out.npy", "--kernel", "2", "2", "2") == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "YXS" in line and "--axes" in line
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_pyramid_of_a_tiff_names_its_axes(tmp_path):
+    data = np.random.default_rng(10).integers(0, 255, (40, 60, 3)).astype(np.uint8)
+    source = _tiff(tmp_path / "rgb.tif", data)
+    assert _pyramid(source, tmp_path / "p.zarr", "--levels", "3") == 0
+    group, levels = _levels(tmp_path / "p.zarr")
+    assert [level.shape for level in levels] == [(40, 60, 3), (20, 30, 3), (10, 15, 3)]
+    (multiscale,) = group.attrs["ome"]["multiscales"]
+    assert multiscale["axes"] == [{"name": "y", "type": "space"}, {"name": "x", "type": "space"},
+                                  {"name": "c", "type": "channel"}]
+    assert multiscale["datasets"][1]["coordinateTransformations"][0]["scale"] == [2.0, 2.0, 1.0]
+
+    stack = np.random.default_rng(11).integers(0, 255, (2, 5, 3, 16, 20)).astype(np.uint16)
+    source = _tiff(tmp_path / "stack.tif", stack, "TZCYX")
+    assert _pyramid(source, tmp_path / "q.zarr", "--levels", "2") == 0
+    group, levels = _levels(tmp_path / "q.zarr")
+    assert levels[1].shape == (2, 3, 3, 8, 10)
+    axes = group.attrs["ome"]["multiscales"][0]["axes"]
+    assert axes == [{"name": "t", "type": "time"}, {"name": "z", "type": "space"},
+                    {"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
+                    {"name": "x", "type": "space"}]
+
+    pages = _tiff(tmp_path / "pages.tif", stack[0, :, 0])  # QYX: the pages stay
+    assert _pyramid(pages, tmp_path / "r.zarr", "--levels", "2") == 0
+    group, levels = _levels(tmp_path / "r.zarr")
+    assert levels[1].shape == (5, 8, 10)
+    assert group.attrs["ome"]["multiscales"][0]["axes"][0] == {"name": "dim_0"}
+
+
 def test_pool_png_pools_height_and_width_and_rounds_back(tmp_path):
     image = pytest.importorskip("PIL.Image")
     data = np.random.default_rng(3).integers(0, 256, (30, 41, 3)).astype(np.uint8)
@@ -147,6 +220,10 @@ def _run(*argv):
     (["pool", "{tmp}/in.npy", "{tmp}/out.npy", "--kernel", "9", "9", "9"], "output would be"),
     (["pool", "{tmp}/in.npy", "{tmp}/out.npy", "--kernel", "2", "--padding", "x"],
      "--padding x"),
+    (["pool", "{tmp}/in.npy", "{tmp}/out.npy", "--kernel", "2", "--padding", "1:2:2"],
+     "--padding 1:2:2"),
+    (["pool", "{tmp}/group.zarr/0", "{tmp}/group.zarr", "--kernel", "2", "--force"],
+     "contains INPUT"),
     (["pool", "{tmp}/in.npy", "{tmp}/no/out.npy", "--kernel", "2"], "does not exist"),
     (["pool", "{tmp}/in.npy", "{tmp}/in.npy", "--kernel", "2", "--force"], "is INPUT"),
     (["pool", "{tmp}/group.zarr", "{tmp}/out.npy", "--kernel", "2"], "is a Zarr group"),

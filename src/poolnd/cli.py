@@ -10,7 +10,10 @@ beside PyTorch, MyGrad and NumPy.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 
 import numpy as np
 
@@ -80,12 +83,34 @@ def _tour_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=lambda args: tour() or 0)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C's KeyboardInterrupt is, so that the
+    same cleanup runs (``poolnd pool`` removes its partial output)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    if threading.current_thread() is not threading.main_thread():  # only it takes signals
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``poolnd`` command; returns the exit status.
 
     A user's mistake (a bad argument, a missing file, a missing optional
     dependency) is reported on one line of standard error with exit status 2,
-    never as a traceback.
+    never as a traceback. SIGINT (Ctrl-C) and SIGTERM stop the command with one
+    line and the shell's statuses for them, 130 and 143.
     """
     import importlib
 
@@ -101,9 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["tour"])
     try:
-        return args.run(args)
+        with _sigterm_raises():
+            return args.run(args)
+    except KeyboardInterrupt as interrupt:
+        name, status = ("SIGTERM", 143) if isinstance(interrupt, Terminated) else ("SIGINT", 130)
+        print(f"poolnd {args.command}: interrupted by {name}", file=sys.stderr)
+        return status
     except (MissingExtra, ValueError, TypeError, OSError) as error:
-        print(f"poolnd {args.command}: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())  # one line, whatever the error holds
+        print(f"poolnd {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -7,11 +7,18 @@ tifffile) and PNG/JPEG images (``.png``, ``.jpg``, ``.jpeg``; Pillow), the
 last two read and written whole. Every input becomes a Dask array, so Zarr
 and ``.npy`` data larger than memory stream through in chunks.
 
-Outputs are written next to their final name and renamed into place when
-complete, so a failed run leaves no partial result, and an existing output is
-replaced only with ``--force``. Mistakes (a missing file, a bad argument, an
-unknown format) raise ``ValueError``, ``TypeError`` or ``OSError``, which
-``poolnd.cli`` prints as one line with exit status 2.
+A TIFF's axes come from the file (tifffile's letters: ``YXS`` for RGB,
+``ZYX`` for a volume, ``QYX`` or ``IYX`` for pages of unknown meaning), and
+only its space axes (Z, Y, X) are pooled unless ``--axes`` says otherwise.
+
+Outputs are written next to their final name (``.NAME.partial-PID``) and
+renamed into place when complete, so a failed or interrupted run leaves no
+partial result, and an existing output is replaced only with ``--force``.
+Partials left by processes that no longer run (killed with SIGKILL, a power
+cut) are removed by the next run to the same output. Mistakes (a missing
+file, a bad argument, an unknown format, a damaged input, a full disk) raise
+``ValueError``, ``TypeError`` or ``OSError``, which ``poolnd.cli`` prints as
+one line with exit status 2.
 
 This module's top level stays light: NumPy, Dask, Zarr, tifffile and Pillow
 load inside the commands.
@@ -21,9 +28,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import hashlib
+import logging
+import math
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +44,11 @@ from typing import Any
 PROGRESS_AFTER_S = 1.0
 # How long --scheduler waits for the scheduler to answer (seconds).
 SCHEDULER_TIMEOUT_S = 10
+# How long a failed run waits for the tasks still running on the scheduler's workers
+# (seconds): they write into the partial output, which is removed next.
+CANCEL_WAIT_S = 60
+# The longest file name most file systems take (bytes).
+NAME_MAX = 255
 
 _NPY = (".npy",)
 _ZARR = (".zarr",)
@@ -48,8 +65,10 @@ def add_parser(commands: Any) -> None:
     pool = commands.add_parser(
         "pool", help="pool a .npy, Zarr, TIFF, PNG or JPEG file into another",
         description="Pool INPUT into OUTPUT; the formats go by name (" + _FORMATS + "). "
-        "Without --axes, an image pools its height and width, other inputs their last N "
-        "axes (N = the number of --kernel values, every axis for one value).")
+        "Without --axes, an image or TIFF pools its space axes (Y, X, and Z where a TIFF "
+        "names one; the last N of them for N --kernel values), never its colours, channels, "
+        "time or pages; .npy and Zarr inputs pool their last N axes (every axis for one "
+        "--kernel value).")
     pool.add_argument("input", metavar="INPUT")
     pool.add_argument("output", metavar="OUTPUT")
     pool.add_argument("--op", choices=("max", "avg", "lp"), default="max",
@@ -73,8 +92,8 @@ def add_parser(commands: Any) -> None:
         "pyramid", help="write a multiscale pyramid (Zarr group with OME-NGFF metadata)",
         description="Write INPUT and LEVELS - 1 levels below it into the Zarr group OUTPUT: "
         "array i+1 is array i pooled by FACTOR with ceil_mode, all in INPUT's dtype (integer "
-        "averages are rounded). Without --axes, an image pools its height and width, other "
-        "inputs every axis.")
+        "averages are rounded). Without --axes, an image or TIFF pools its space axes (Y, X, "
+        "and Z where a TIFF names one), other inputs every axis.")
     pyramid.add_argument("input", metavar="INPUT")
     pyramid.add_argument("output", metavar="OUTPUT.zarr")
     pyramid.add_argument("--levels", type=int, required=True, metavar="N",
@@ -95,6 +114,10 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run on this dask.distributed scheduler (default: local threads); "
                         "its workers must see INPUT and OUTPUT")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--allow-missing-chunks", action="store_true",
+                        help="read the chunks missing from a Zarr INPUT as its fill value "
+                        "(without this, missing chunks are an error; Zarr writers leave out "
+                        "chunks that hold only the fill value)")
 
 
 # --------------------------------------------------------------------------- formats
@@ -139,40 +162,151 @@ class _NpyFile:
         target.flush()
 
 
-def _read(path: Path):
-    """``(dask array, format)`` for INPUT, lazily where the format allows."""
-    import numpy as np
+def _read(path: Path, allow_missing_chunks: bool = False):
+    """``(dask array, axes)`` for INPUT, lazily where the format allows.
 
+    ``axes`` names each axis with tifffile's letters (``YXS``, ``ZYX``, ``QYX``)
+    for TIFF and images, and is None for ``.npy`` and Zarr, whose axes are unnamed.
+    """
     da = _require("dask.array", "dask", "reading files")
     kind = _format(path, "INPUT")
     if kind == "npy":
-        header = np.load(path, mmap_mode="r")
+        header = _open_npy(path)
         source = _NpyFile(str(path), header.shape, header.dtype, header.ndim)
-        return da.from_array(source, chunks=_auto_chunks(da, header.shape, header.dtype)), kind
+        return da.from_array(source, chunks=_auto_chunks(da, header.shape, header.dtype)), None
     if kind == "zarr":
-        zarr = _require("zarr", "dask", "reading Zarr")
+        array = _open_zarr(path, allow_missing_chunks)
+        return da.from_array(_ZarrInput(array, str(path)), chunks=array.chunks), None
+    data, axes = _read_tiff(path) if kind == "tiff" else _read_image(path)
+    return da.from_array(data, chunks=_auto_chunks(da, data.shape, data.dtype)), axes
+
+
+def _open_npy(path: Path):
+    """``path`` as a read-only memory map; what is not a whole ``.npy`` file is a ValueError."""
+    import numpy as np
+
+    with open(path, "rb") as file:
+        if file.read(6) != b"\x93NUMPY":  # else NumPy takes it for a pickle
+            raise ValueError(f"INPUT {str(path)!r} is not a .npy file (it does not start "
+                             f"with NumPy's header)")
+    try:
+        return np.load(path, mmap_mode="r")
+    except (ValueError, EOFError) as error:  # a cut file, Python objects, a bad header
+        raise ValueError(f"INPUT {str(path)!r} is not a readable .npy file: {error}") from None
+
+
+def _open_zarr(path: Path, allow_missing_chunks: bool):
+    zarr = _require("zarr", "dask", "reading Zarr")
+    try:
+        node = zarr.open(store=str(path), mode="r")
+    except Exception as error:  # zarr's own errors name no common base class
+        raise ValueError(f"INPUT {str(path)!r} is not a readable Zarr store: {error}") from None
+    if not hasattr(node, "shape"):
+        names = ", ".join(sorted(node.array_keys())) or "none"
+        raise ValueError(f"INPUT {str(path)!r} is a Zarr group; name one of its arrays "
+                         f"({names}) as {str(path)!r}/NAME")
+    missing, stored_as = _missing_chunks(node)
+    if missing and not allow_missing_chunks:
+        raise ValueError(f"INPUT {str(path)!r}: {missing} of {stored_as} are missing from the "
+                         f"store and would read as the fill value {node.fill_value}; pass "
+                         f"--allow-missing-chunks if that is intended")
+    return node
+
+
+def _missing_chunks(array) -> tuple[int, str]:
+    """How many of a Zarr array's stored objects (chunks, or shards) are missing, and
+    ``'N chunks'`` (or shards), the number there should be."""
+    # zarr counts a stored shard as all the chunks it can hold
+    objects = array.shards or array.chunks
+    expected = math.prod(-(-n // m) for n, m in zip(array.shape, objects))
+    per_object = math.prod(m // c for m, c in zip(objects, array.chunks))
+    unit = "shards" if array.shards else "chunks"
+    return expected - array.nchunks_initialized // per_object, f"{expected} {unit}"
+
+
+@dataclass(frozen=True)
+class _ZarrInput:
+    """A Zarr array as Dask reads it: a chunk that cannot be decoded is a ValueError
+    naming the store, not the codec's own error (Zstd's RuntimeError, for one)."""
+
+    array: Any
+    path: str
+
+    @property
+    def shape(self):
+        return self.array.shape
+
+    @property
+    def dtype(self):
+        return self.array.dtype
+
+    @property
+    def ndim(self):
+        return self.array.ndim
+
+    def __getitem__(self, key):
         try:
-            node = zarr.open(store=str(path), mode="r")
-        except Exception as error:  # zarr's own errors name no common base class
-            raise ValueError(f"INPUT {str(path)!r} is not a readable Zarr store: {error}") from None
-        if not hasattr(node, "shape"):
-            names = ", ".join(sorted(node.array_keys())) or "none"
-            raise ValueError(f"INPUT {str(path)!r} is a Zarr group; name one of its arrays "
-                             f"({names}) as {str(path)!r}/NAME")
-        return da.from_array(node, chunks=node.chunks), kind
-    if kind == "tiff":
-        tifffile = _require("tifffile", "images", "reading TIFF")
-        data = tifffile.imread(path)
+            return self.array[key]
+        except Exception as error:  # codecs raise errors of every kind
+            where = ", ".join(f"{k.start}:{k.stop}" if isinstance(k, slice) else str(k)
+                              for k in key)
+            raise ValueError(f"INPUT {self.path!r}: cannot read [{where}]: "
+                             f"{type(error).__name__}: {error}") from None
+
+
+class _Collected(logging.Handler):
+    """Keeps the records logged to it."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def _read_tiff(path: Path):
+    """``(data, axes)``: the first series of a TIFF, and its axes as tifffile names them.
+
+    tifffile logs what it cannot read (a bad page offset, a cut file) and carries on
+    with fewer pages or fails later; either way the file is refused, on one line.
+    """
+    tifffile = _require("tifffile", "images", "reading TIFF")
+    logger = logging.getLogger("tifffile")
+    collected, propagate = _Collected(), logger.propagate
+    logger.addHandler(collected)
+    logger.propagate = False
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            series = tiff.series[0] if tiff.series else None
+            data = series.asarray() if series is not None else None
+    except Exception as error:  # tifffile raises what the damage leads to
+        problem = f"{type(error).__name__}: {error}"
     else:
-        image = _require("PIL.Image", "images", "reading PNG and JPEG")
-        try:
-            with image.open(path) as picture:
-                if picture.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
-                    picture = picture.convert("RGBA" if "A" in picture.mode else "RGB")
-                data = np.asarray(picture)
-        except image.UnidentifiedImageError as error:
-            raise ValueError(f"INPUT {str(path)!r}: {error}") from None
-    return da.from_array(data, chunks=_auto_chunks(da, data.shape, data.dtype)), kind
+        problem = None if series is not None else "no image in it"
+    finally:
+        logger.removeHandler(collected)
+        logger.propagate = propagate
+    if problem is None and collected.records:
+        problem = collected.records[0].getMessage()
+    if problem is not None:
+        raise ValueError(f"INPUT {str(path)!r} is not a readable TIFF file: {problem}")
+    return data, series.axes
+
+
+def _read_image(path: Path):
+    """``(data, axes)`` of a PNG or JPEG: ``YX``, or ``YXS`` with colours."""
+    import numpy as np
+
+    image = _require("PIL.Image", "images", "reading PNG and JPEG")
+    try:
+        with image.open(path) as picture:
+            if picture.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+                picture = picture.convert("RGBA" if "A" in picture.mode else "RGB")
+            data = np.asarray(picture)
+    except (image.UnidentifiedImageError, OSError, ValueError) as error:  # OSError: cut
+        raise ValueError(f"INPUT {str(path)!r}: {error}") from None
+    return data, "YXS"[:data.ndim]
 
 
 def _auto_chunks(da, shape, dtype):
@@ -190,7 +324,11 @@ def _require(module: str, extra: str, feature: str):
 
 
 class _Runner:
-    """Computes Dask work locally (threads) or on a ``dask.distributed`` scheduler."""
+    """Computes Dask work locally (threads) or on a ``dask.distributed`` scheduler.
+
+    Work that fails or is interrupted returns only once none of its tasks runs any
+    more: they write into the partial output, which is removed right after.
+    """
 
     def __init__(self, address: str | None, progress: bool):
         self.client = None
@@ -208,23 +346,61 @@ class _Runner:
 
     def compute(self, work, label: str):
         """``work`` (a Dask collection) computed, with a progress bar for long work."""
-        import dask
-
         if self.progress:
             print(label, file=sys.stderr, flush=True)
         if self.client is None:
-            from dask.diagnostics import ProgressBar
+            return self._compute_here(work)
+        return self._compute_there(work)
 
-            bar = (ProgressBar(minimum=PROGRESS_AFTER_S, out=sys.stderr) if self.progress
-                   else contextlib.nullcontext())
+    def _compute_here(self, work):
+        from concurrent.futures import ThreadPoolExecutor
+
+        import dask
+        from dask.diagnostics import ProgressBar
+
+        bar = (ProgressBar(minimum=PROGRESS_AFTER_S, out=sys.stderr) if self.progress
+               else contextlib.nullcontext())
+        # a pool of our own, to wait for its running tasks when the work fails
+        pool = ThreadPoolExecutor(os.cpu_count())
+        try:
             with bar:
-                return dask.compute(work, scheduler="threads")[0]
-        future = self.client.compute(work)
-        if self.progress:
-            from distributed import progress
+                return dask.compute(work, scheduler="threads", pool=pool)[0]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
-            progress(future)
-        return future.result()
+    def _compute_there(self, work):
+        import distributed
+
+        future = self.client.compute(work)
+        try:
+            if self.progress:
+                distributed.progress(future)
+            return future.result()
+        except BaseException as error:
+            self._cancel(future, work.__dask_layers__())
+            if isinstance(error, distributed.KilledWorker):
+                raise OSError(f"a worker died running the work: {error}") from None
+            raise
+
+    def _cancel(self, future, names) -> None:
+        """Cancels ``future``, then waits (at most CANCEL_WAIT_S) until no worker still
+        runs a task of the layers ``names``: a task that has started runs to its end."""
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        # a scheduler that cannot be reached any more runs nothing for us: no waiting then
+        with contextlib.suppress(Exception):
+            self.client.cancel(future, force=True)
+            while (time.monotonic() < deadline
+                   and any(self.client.run(_still_running, names, on_error="ignore").values())):
+                time.sleep(0.1)
+
+
+def _still_running(names, dask_worker=None) -> int:
+    """On a worker, through ``Client.run``: how many tasks of the layers ``names`` run
+    there (a fused task's key holds the name of its last layer, as in
+    ``array-poolnd-store-map-<token>``)."""
+    return sum(ts.state in ("executing", "long-running", "cancelled", "resumed")
+               and any(name in str(ts.key) for name in names)
+               for ts in dask_worker.state.tasks.values())
 
 
 # --------------------------------------------------------------------------- checks and output
@@ -234,20 +410,73 @@ def _paths(args) -> tuple[Path, Path]:
     source, target = Path(args.input), Path(args.output)
     if not source.exists():
         raise FileNotFoundError(f"INPUT {args.input!r} does not exist")
+    # replacing OUTPUT would delete INPUT, or write into it
+    where, there = source.resolve(), target.resolve()
+    if there == where:
+        raise ValueError(f"OUTPUT {args.output!r} is INPUT; write to another path")
+    if there in where.parents:
+        raise ValueError(f"OUTPUT {args.output!r} contains INPUT {args.input!r}; write to "
+                         f"another path")
+    if where in there.parents:
+        raise ValueError(f"OUTPUT {args.output!r} lies inside INPUT {args.input!r}; write to "
+                         f"another path")
     if target.exists() and not args.force:
         raise FileExistsError(f"OUTPUT {args.output!r} exists; pass --force to replace it")
-    if target.resolve() == source.resolve():
-        raise ValueError(f"OUTPUT {args.output!r} is INPUT; write to another path")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"OUTPUT {args.output!r}: folder {str(target.parent)!r} "
                                 f"does not exist")
     return source, target
 
 
+def _partial_prefix(target: Path) -> str:
+    """``.NAME.partial-``: a process writes ``target`` as this and its process id.
+
+    A NAME too long for the file system's 255 bytes (with the rest) is cut, and a
+    hash of the whole name keeps it apart from other names cut the same.
+    """
+    name = os.fsencode(target.name)
+    room = NAME_MAX - len(b"..partial-") - 10  # 10 digits hold any process id
+    if len(name) > room:
+        digest = hashlib.sha256(name).hexdigest()[:16].encode()
+        name = name[:room - len(digest) - 1] + b"~" + digest
+    return f".{os.fsdecode(name)}.partial-"
+
+
+def _partial_path(target: Path, pid: int) -> Path:
+    return target.with_name(f"{_partial_prefix(target)}{pid}")
+
+
+def _remove_stale_partials(target: Path, command: str) -> None:
+    """Removes the partials of ``target`` whose process no longer runs (SIGKILL, a crash,
+    a power cut), saying so on one line each. (The process id is this machine's: on a
+    file system shared between machines, another machine's partial counts as stale.)"""
+    prefix = _partial_prefix(target)
+    for path in target.parent.iterdir():
+        pid = path.name[len(prefix):]
+        if path.name.startswith(prefix) and pid.isdigit() and not _running(int(pid)):
+            _remove(path)
+            print(f"poolnd {command}: removed the partial output {str(path)!r} of process "
+                  f"{pid} (no longer running)", file=sys.stderr)
+
+
+def _running(pid: int) -> bool:
+    if os.name != "posix":  # no harmless way to ask: count it as running
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's, or not a process id
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def _written_in_place(target: Path):
-    """A temporary path beside ``target`` that becomes ``target`` when the block succeeds."""
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    """A temporary path beside ``target`` that becomes ``target`` when the block succeeds
+    (an error, Ctrl-C and SIGTERM, which ``poolnd.cli`` raises as KeyboardInterrupt,
+    remove it)."""
+    partial = _partial_path(target, os.getpid())
     _remove(partial)
     try:
         yield partial
@@ -270,36 +499,81 @@ def _regular_chunks(array, like=None) -> tuple[int, ...]:
     return tuple(max(1, min(c, n)) for c, n in zip(chunks, array.shape))
 
 
-def _write(array, target: Path, runner: _Runner, label: str, source_kind: str,
-           source_dtype) -> None:
-    """Compute ``array`` into ``target``, in the format its name says."""
-    import numpy as np
-
+def _write(array, target: Path, runner: _Runner, label: str, source_dtype,
+           axes: str | None = None) -> None:
+    """Compute ``array`` into ``target``, in the format its name says (a TIFF keeps the
+    input's ``axes`` letters, where it has them)."""
     kind = _format(target, "OUTPUT")
     _check_image_output(array, target, source_dtype)
     with _written_in_place(target) as partial:
         if kind == "npy":
-            if array.size == 0:
-                np.save(partial, np.empty(array.shape, array.dtype), allow_pickle=False)
-            else:
-                np.lib.format.open_memmap(partial, "w+", array.dtype, array.shape).flush()
+            _create_npy(partial, target, array.shape, array.dtype)
+            if array.size:
                 sink = _NpyFile(str(partial), array.shape, array.dtype, array.ndim)
                 _store(array, sink, runner, label)
-            # np.save adds .npy to a name without it; the partial name has none
-            if not partial.exists() and partial.with_suffix(".npy").exists():
-                os.replace(partial.with_suffix(".npy"), partial)
         elif kind == "zarr":
             zarr = _require("zarr", "dask", "writing Zarr")
             chunks = _regular_chunks(array)
             sink = zarr.create_array(store=str(partial), shape=array.shape, dtype=array.dtype,
-                                     chunks=chunks, zarr_format=3)
+                                     chunks=chunks, zarr_format=3, config=_EVERY_CHUNK)
             _store(array.rechunk(chunks), sink, runner, label)
         else:
             data = runner.compute(array, label)
             if kind == "tiff":
-                _require("tifffile", "images", "writing TIFF").imwrite(partial, data)
+                _write_tiff(data, partial, axes)
             else:
                 _write_image(data, partial, target, source_dtype)
+
+
+# Zarr leaves out chunks that hold only the fill value unless told; poolnd's outputs
+# store every chunk, so that reading them back finds none missing.
+_EVERY_CHUNK = {"write_empty_chunks": True}
+
+
+def _create_npy(partial: Path, target: Path, shape, dtype) -> None:
+    """An ``.npy`` file of zeros with its disk space taken now: writing a memory map of a
+    sparse file on a full disk kills the process with SIGBUS, where this raises OSError."""
+    import numpy as np
+
+    try:
+        if math.prod(shape) == 0:  # nothing to map
+            with open(partial, "wb") as file:
+                np.save(file, np.empty(shape, dtype), allow_pickle=False)
+            return
+        header = np.lib.format.open_memmap(partial, "w+", dtype, shape)
+        start, size = header.offset, header.offset + header.nbytes
+        del header
+        with open(partial, "r+b") as file:
+            _reserve(file, start, size)
+    except OSError as error:
+        raise OSError(f"OUTPUT {str(target)!r}: cannot write {math.prod(shape)} values of "
+                      f"{np.dtype(dtype)}: {error.strerror or error}") from None
+
+
+def _reserve(file, start: int, size: int) -> None:
+    """Takes the disk space of ``file``'s bytes ``start`` to ``size`` now."""
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(file.fileno(), start, size - start)
+            return
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # EINVAL: not this disk
+                raise
+    file.seek(start)  # no fallocate: write the zeros
+    for at in range(start, size, 1 << 24):
+        file.write(bytes(min(1 << 24, size - at)))
+
+
+def _write_tiff(data, partial: Path, axes: str | None) -> None:
+    tifffile = _require("tifffile", "images", "writing TIFF")
+    if axes is None:
+        tifffile.imwrite(partial, data)
+        return
+    # RGB(A) samples are stored as colours, as they came; the axes letters go along
+    samples = data.shape[axes.index("S")] if "S" in axes else 0
+    colours = {"photometric": "rgb", "planarconfig": "contig" if axes[-1] == "S"
+               else "separate"} if samples in (3, 4) else {"photometric": "minisblack"}
+    tifffile.imwrite(partial, data, metadata={"axes": axes}, **colours)
 
 
 def _store(array, sink, runner: _Runner, label: str) -> None:
@@ -365,22 +639,35 @@ def _padding(values: list[str]):
         return values[0]
     parsed = []
     for text in values:
+        parts = text.split(":")
         try:
-            parsed.append(tuple(int(v) for v in text.split(":")) if ":" in text else int(text))
+            if len(parts) > 2:
+                raise ValueError(text)
+            parsed.append(tuple(map(int, parts)) if len(parts) == 2 else int(text))
         except ValueError:
-            raise ValueError(f"--padding {' '.join(values)}: each value must be an int or "
-                             f"BEFORE:AFTER, or the one word 'same' or 'valid'") from None
+            raise ValueError(f"--padding {text}: each value must be an int or BEFORE:AFTER, "
+                             f"or the one word 'same' or 'valid'") from None
     return parsed[0] if len(parsed) == 1 else tuple(parsed)
 
 
-def _default_axes(args_axes, kind: str, ndim: int, n_kernel: int):
-    """The pooled axes: ``--axes``; else an image's height and width; else the last N
-    (N = the number of kernel values, every axis for one value)."""
+# tifffile's letters for the axes of space, pooled by default
+_SPACE = "ZYX"
+
+
+def _default_axes(args_axes, source: Path, axes: str | None, ndim: int, n_kernel: int):
+    """The pooled axes: ``--axes``; else, where the file names its axes (TIFF, images),
+    the last N of its space axes Z, Y, X (N = the number of kernel values, all of them
+    for one value); else the last N axes (every axis for one value)."""
     if args_axes is not None:
         return tuple(args_axes)
-    if kind == "image" and ndim in (2, 3) and n_kernel <= 2:
-        return (0, 1)
-    return tuple(range(ndim - n_kernel if n_kernel > 1 else 0, ndim))
+    if axes is None:
+        return tuple(range(ndim - n_kernel if n_kernel > 1 else 0, ndim))
+    space = tuple(i for i, letter in enumerate(axes) if letter in _SPACE)
+    if n_kernel > len(space):
+        raise ValueError(f"INPUT {str(source)!r} has {len(space)} space axes "
+                         f"({', '.join(axes[i] for i in space) or 'none'} of its axes {axes}) "
+                         f"for {n_kernel} kernel values; name the pooled axes with --axes")
+    return space if n_kernel == 1 else space[-n_kernel:]
 
 
 # --------------------------------------------------------------------------- the commands
@@ -392,8 +679,9 @@ def run_pool(args) -> int:
 
     source, target = _paths(args)
     _format(target, "OUTPUT")  # an unknown format fails before any work
-    x, kind = _read(source)
-    axes = _default_axes(args.axes, kind, x.ndim, len(args.kernel))
+    _remove_stale_partials(target, args.command)
+    x, letters = _read(source, args.allow_missing_chunks)
+    axes = _default_axes(args.axes, source, letters, x.ndim, len(args.kernel))
     kernel, stride = _sizes(args.kernel), _sizes(args.stride)
     if args.op == "lp":
         if args.padding != ["0"] or args.dilation != [1]:
@@ -405,8 +693,8 @@ def run_pool(args) -> int:
                args.ceil_mode, axes=axes)
     runner = _Runner(args.scheduler, not args.no_progress)
     try:
-        _write(y, target, runner, f"poolnd pool: {x.shape} -> {y.shape} {y.dtype}", kind,
-               x.dtype)
+        _write(y, target, runner, f"poolnd pool: {x.shape} -> {y.shape} {y.dtype}", x.dtype,
+               letters)
     finally:
         runner.close()
     return 0
@@ -422,9 +710,11 @@ def run_pyramid(args) -> int:
     if args.factor < 2:
         raise ValueError(f"--factor {args.factor}: the factor must be >= 2")
     source, target = _paths(args)
-    x, kind = _read(source)
+    _remove_stale_partials(target, args.command)
+    x, letters = _read(source, args.allow_missing_chunks)
     zarr = _require("zarr", "dask", "poolnd pyramid")
-    axes = _default_axes(args.axes, kind, x.ndim, 1 if args.axes is None else len(args.axes))
+    axes = _default_axes(args.axes, source, letters, x.ndim,
+                         1 if args.axes is None else len(args.axes))
     op = poolnd.avg_pool if args.op == "avg" else poolnd.max_pool
     factor = args.factor
     # the axes and the whole geometry are checked before any work
@@ -443,10 +733,10 @@ def run_pyramid(args) -> int:
                         level = level.map_blocks(_round_to, x.dtype, dtype=x.dtype)
                 level_chunks = _regular_chunks(level, chunks)
                 sink = group.create_array(str(i), shape=level.shape, dtype=level.dtype,
-                                          chunks=level_chunks)
+                                          chunks=level_chunks, config=_EVERY_CHUNK)
                 _store(level.rechunk(level_chunks), sink, runner,
                        f"poolnd pyramid: level {i} of {args.levels - 1}, shape {level.shape}")
-            group.attrs.update(_multiscales(source.name, x.ndim, plan_axes, kind, args))
+            group.attrs.update(_multiscales(source.name, x.ndim, plan_axes, letters, args))
     finally:
         runner.close()
     return 0
@@ -458,26 +748,40 @@ def _from_zarr(array):
     return da.from_array(array, chunks=array.chunks)
 
 
-def _multiscales(name: str, ndim: int, axes: tuple[int, ...], kind: str, args) -> dict:
+# OME-NGFF names and types of tifffile's axis letters; other letters (pages of
+# unknown meaning: Q, I) get a neutral name, dim_<axis>, and no type
+_NGFF_AXES = {"Z": ("z", "space"), "Y": ("y", "space"), "X": ("x", "space"),
+              "C": ("c", "channel"), "S": ("c", "channel"), "T": ("t", "time")}
+
+
+def _ngff_axes(ndim: int, pooled: tuple[int, ...], letters: str | None) -> list[dict]:
+    """The ``axes`` of OME-NGFF metadata: from the file's axis letters where it has them,
+    else pooled axes are ``space`` axes ``z``, ``y``, ``x`` (``d0``, ``d1``, ... beyond
+    three) and the others ``dim_<axis>``."""
+    if letters is None:
+        names = ("z", "y", "x")[-len(pooled):] if len(pooled) <= 3 else tuple(
+            f"d{i}" for i in range(len(pooled)))
+        return [{"name": names[pooled.index(axis)], "type": "space"} if axis in pooled
+                else {"name": f"dim_{axis}"} for axis in range(ndim)]
+    described = []
+    for axis, letter in enumerate(letters):
+        name, kind = _NGFF_AXES.get(letter, (f"dim_{axis}", None))
+        if any(d["name"] == name for d in described):  # names are unique: C and S both
+            name = f"dim_{axis}"
+        described.append({"name": name, "type": kind} if kind else {"name": name})
+    return described
+
+
+def _multiscales(name: str, ndim: int, axes: tuple[int, ...], letters: str | None,
+                 args) -> dict:
     """OME-NGFF 0.5 ``multiscales`` metadata (Zarr v3) for the levels written.
 
-    Pooled axes are ``space`` axes named ``z``, ``y``, ``x`` (``d0``, ``d1``, ...
-    beyond three); an image's colour axis is ``c`` (``channel``); other axes are
-    named ``dim_<axis>``. Level ``i`` scales the pooled axes by ``factor**i``
-    and shifts them by ``(factor**i - 1) / 2`` (the centre of its first pixel).
+    The axes are named by :func:`_ngff_axes`. Level ``i`` scales the pooled axes
+    by ``factor**i`` and shifts them by ``(factor**i - 1) / 2`` (the centre of
+    its first pixel).
     """
     import poolnd
 
-    names = ("z", "y", "x")[-len(axes):] if len(axes) <= 3 else tuple(
-        f"d{i}" for i in range(len(axes)))
-    described = []
-    for axis in range(ndim):
-        if axis in axes:
-            described.append({"name": names[axes.index(axis)], "type": "space"})
-        elif kind == "image" and axis == ndim - 1:
-            described.append({"name": "c", "type": "channel"})
-        else:
-            described.append({"name": f"dim_{axis}"})
     datasets = []
     for i in range(args.levels):
         step = args.factor ** i
@@ -488,7 +792,7 @@ def _multiscales(name: str, ndim: int, axes: tuple[int, ...], kind: str, args) -
         ]})
     return {"ome": {"version": "0.5", "multiscales": [{
         "name": name,
-        "axes": described,
+        "axes": _ngff_axes(ndim, axes, letters),
         "datasets": datasets,
         "type": "mean" if args.op == "avg" else "max",
         "metadata": {"method": f"poolnd.{args.op}_pool", "version": poolnd.__version__,
