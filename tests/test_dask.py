@@ -236,9 +236,9 @@ def test_errors_come_before_any_work():
 def test_docstring_examples_run():
     import doctest
 
-    from poolnd import _dask
+    from poolnd._backends import dask as dask_backend
 
-    result = doctest.testmod(_dask, optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(dask_backend, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -275,3 +275,82 @@ def test_a_killed_worker_loses_nothing(client):
     got = future.result(timeout=120)
     np.testing.assert_array_equal(got, poolnd.max_pool(x, (3, 3), stride=2, padding=1))
     assert pids[victim] not in client.run(os.getpid).values()  # it was really lost
+
+
+# --------------------------------------------------------------------------- every public op
+
+
+class _Unreadable(_Failing):
+    shape = (2, 4, 8, 8)
+
+
+def _public_calls(dx, idx, shape):
+    """Every public function of poolnd with a Dask array as its array argument."""
+    x = np.ones(shape)
+    return {
+        **{name: (dx, (2, 2)) for name in ("max_pool", "avg_pool", "adaptive_max_pool",
+                                            "adaptive_avg_pool")},
+        **{f"{op}{n}d": (dx, 2) for op in ("max_pool", "avg_pool", "adaptive_max_pool",
+                                           "adaptive_avg_pool") for n in (1, 2, 3)},
+        "lp_pool": (dx, 2, (2, 2)),
+        **{f"lp_pool{n}d": (dx, 2, 2) for n in (1, 2, 3)},
+        "fractional_max_pool": (dx, (2, 2), (3, 3)),
+        "fractional_max_pool2d": (dx, 2, 3),
+        "fractional_max_pool3d": (dx, 2, 3),
+        "max_unpool": (dx, idx, (2, 2)),
+        **{f"max_unpool{n}d": (dx, idx, 2) for n in (1, 2, 3)},
+        "max_pool_backward": (dx, idx, shape, (2, 2)),
+        "avg_pool_backward": (dx, shape, (2, 2)),
+        "lp_pool_backward": (dx, x, 2, (2, 2)),
+        "adaptive_max_pool_backward": (dx, idx, shape, (4, 4)),
+        "adaptive_avg_pool_backward": (dx, shape, (4, 4)),
+        "fractional_max_pool_backward": (dx, idx, shape, (2, 2), (4, 4)),
+        "max_unpool_backward": (dx, idx, (2, 2)),
+    }
+
+
+LAZY = {"max_pool", "avg_pool", "lp_pool"}
+
+
+def test_every_public_op_is_lazy_on_dask_or_refuses_it():
+    """A Dask array is pooled lazily, or refused with a TypeError naming the op: never
+    computed. The input cannot be read at all, so any computing fails the test."""
+    dx = da.from_array(_Unreadable(), chunks=(1, 4, 4, 4))
+    idx = np.zeros((2, 4, 4, 4), np.int64)
+    calls = _public_calls(dx, idx, (2, 4, 8, 8))
+    functions = {name for name in poolnd.__all__ if callable(getattr(poolnd, name))
+                 and name not in ("get_num_threads", "set_num_threads")
+                 and not isinstance(getattr(poolnd, name), type)}
+    assert set(calls) == functions  # every public op is fed a Dask array
+    for name, args in calls.items():
+        op = getattr(poolnd, name)
+        if name.rstrip("123d") in LAZY and not name.endswith("backward"):
+            out = op(*args)
+            assert isinstance(out, da.Array), name
+        else:
+            with pytest.raises(TypeError, match=rf"(?s){name}\b.*Dask|Dask.*{name}"):
+                op(*args)
+    # Dask indices with NumPy values are refused too
+    with pytest.raises(TypeError, match="Dask"):
+        poolnd.max_pool_backward(np.ones((2, 4, 4, 4)), dx[:, :, :4, :4], (2, 4, 8, 8), (2, 2))
+
+
+def test_every_layer_refuses_dask_arrays():
+    dx = da.from_array(_Unreadable(), chunks=(1, 4, 4, 4))
+    layers = [cls for name in poolnd.nn.__all__ if (cls := getattr(poolnd.nn, name))]
+    for cls in layers:
+        n = 2 if cls.__name__.endswith("Nd") else None
+        size = (2,) * (n or int(cls.__name__[-2]))
+        if cls.__name__.startswith(("Adaptive",)):
+            layer = cls(size)
+        elif cls.__name__.startswith("LPPool"):
+            layer = cls(2, size)
+        elif cls.__name__.startswith("Fractional"):
+            layer = cls(size, output_ratio=0.5)
+        else:
+            layer = cls(size)
+        with pytest.raises(TypeError, match="x is a Dask array"):
+            if cls.__name__.startswith("MaxUnpool"):
+                layer(dx, np.zeros(dx.shape, np.int64))
+            else:
+                layer(dx)

@@ -15,6 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._dtypes import as_array, as_real_array
+
 
 @dataclass(frozen=True)
 class PoolPlan:
@@ -78,22 +80,22 @@ def plan_pool(
     return _plan_cached(
         op,
         tuple(int(s) for s in shape),
-        _freeze(kernel_size),
-        _freeze(stride),
-        _freeze(padding),
-        _freeze(dilation),
+        freeze(kernel_size),
+        freeze(stride),
+        freeze(padding),
+        freeze(dilation),
         check_flag("ceil_mode", ceil_mode),
-        _freeze(axes),
+        freeze(axes),
         n,
     )
 
 
-def _freeze(value):
+def freeze(value):
     """Lists and arrays become tuples, so that arguments can key the plan cache."""
     if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
+        return tuple(freeze(v) for v in value)
     if isinstance(value, np.ndarray):
-        return _freeze(value.tolist())
+        return freeze(value.tolist())
     return value
 
 
@@ -102,9 +104,9 @@ def _plan_cached(op, shape, kernel_size, stride, padding, dilation, ceil_mode, a
     ndim_pooled = _pooled_ndim(op, kernel_size, axes, n)
     axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
     lengths = tuple(shape[a] for a in axes)
-    kernel = _positive_ints("kernel_size", kernel_size, ndim_pooled)
-    stride = kernel if stride is None else _positive_ints("stride", stride, ndim_pooled)
-    dilation = _positive_ints("dilation", dilation, ndim_pooled)
+    kernel = positive_ints("kernel_size", kernel_size, ndim_pooled)
+    stride = kernel if stride is None else positive_ints("stride", stride, ndim_pooled)
+    dilation = positive_ints("dilation", dilation, ndim_pooled)
     pad_before, pad_after = _padding(padding, lengths, kernel, stride, dilation)
 
     out_lengths = []
@@ -150,7 +152,7 @@ def check_flag(name: str, value) -> bool:
     return bool(value)
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
@@ -163,7 +165,7 @@ def _pooled_ndim(op, kernel_size, axes, n, name="kernel_size"):
     if n is not None:
         sources.append((n, f"{op} pools {n} axes"))
     if axes is not None:
-        if _is_int(axes):
+        if is_int(axes):
             raise TypeError(f"axes must be a tuple of ints, got {axes!r}; write axes=({axes},)")
         if not isinstance(axes, tuple) or not axes:
             raise TypeError(f"axes must be a non-empty tuple of ints, got {axes!r}")
@@ -194,7 +196,7 @@ def _normalize_axes(op, axes, ndim_pooled, ndim):
         return tuple(range(ndim - ndim_pooled, ndim))
     normalized = []
     for axis in axes:
-        if not _is_int(axis):
+        if not is_int(axis):
             raise TypeError(f"axes must hold ints, got {axes!r}")
         if not -ndim <= axis < ndim:
             raise ValueError(f"axes={axes!r}: axis {axis} is out of range for {ndim}-d input")
@@ -204,7 +206,7 @@ def _normalize_axes(op, axes, ndim_pooled, ndim):
     return tuple(normalized)
 
 
-def _positive_ints(name, value, ndim):
+def positive_ints(name, value, ndim):
     """An int or an N-tuple of ints, each >= 1, as an N-tuple."""
     values = _ints(name, value, ndim)
     for v in values:
@@ -214,14 +216,14 @@ def _positive_ints(name, value, ndim):
 
 
 def _ints(name, value, ndim):
-    if _is_int(value):
+    if is_int(value):
         return (_int64(name, value, value),) * ndim
     if isinstance(value, tuple):
         if len(value) != ndim:
             raise ValueError(
                 f"{name}={value!r} has {len(value)} values but {ndim} axes are pooled"
             )
-        if all(_is_int(v) for v in value):
+        if all(is_int(v) for v in value):
             return tuple(_int64(name, value, v) for v in value)
     raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}")
 
@@ -251,10 +253,10 @@ def _padding(padding, lengths, kernel, stride, dilation):
     if isinstance(padding, tuple) and len(padding) == ndim:
         pairs = []
         for p in padding:
-            if _is_int(p):
+            if is_int(p):
                 p = _int64("padding", padding, p)
                 pairs.append((p, p))
-            elif isinstance(p, tuple) and len(p) == 2 and all(_is_int(q) for q in p):
+            elif isinstance(p, tuple) and len(p) == 2 and all(is_int(q) for q in p):
                 pairs.append(tuple(_int64("padding", padding, q) for q in p))
             else:
                 raise TypeError(
@@ -368,8 +370,8 @@ def plan_adaptive(op: str, shape: tuple[int, ...], output_size, axes=None,
     N comes from ``n`` (the op's name), ``axes`` or a tuple ``output_size``, as
     in :func:`plan_pool`; ``None`` in ``output_size`` keeps that axis's length.
     """
-    return _plan_adaptive_cached(op, tuple(int(s) for s in shape), _freeze(output_size),
-                                 _freeze(axes), n)
+    return _plan_adaptive_cached(op, tuple(int(s) for s in shape), freeze(output_size),
+                                 freeze(axes), n)
 
 
 @lru_cache(maxsize=512)
@@ -426,7 +428,7 @@ def _output_sizes(output_size, lengths):
     ndim = len(lengths)
     if isinstance(output_size, tuple):
         sizes = output_size  # its length was checked with N
-    elif _is_int(output_size):
+    elif is_int(output_size):
         sizes = (output_size,) * ndim
     else:
         raise TypeError(
@@ -436,7 +438,7 @@ def _output_sizes(output_size, lengths):
     for size, length in zip(sizes, lengths):
         if size is None:
             out.append(length)  # None keeps the axis as it is
-        elif not _is_int(size):
+        elif not is_int(size):
             raise TypeError(
                 f"output_size={output_size!r}: each entry must be an int or None, got {size!r}"
             )
@@ -503,8 +505,8 @@ def plan_fractional(op: str, shape: tuple[int, ...], kernel_size, output_size=No
     from ``n``, ``axes`` or a tuple among the sizes. Each axis needs
     ``out + kernel - 1 <= L``.
     """
-    return _plan_fractional_cached(op, tuple(int(s) for s in shape), _freeze(kernel_size),
-                                   _freeze(output_size), _freeze(output_ratio), _freeze(axes), n)
+    return _plan_fractional_cached(op, tuple(int(s) for s in shape), freeze(kernel_size),
+                                   freeze(output_size), freeze(output_ratio), freeze(axes), n)
 
 
 @lru_cache(maxsize=512)
@@ -518,9 +520,9 @@ def _plan_fractional_cached(op, shape, kernel_size, output_size, output_ratio, a
     ndim_pooled = _pooled_ndim(op, sizes, axes, n, name=name)
     axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
     lengths = tuple(shape[a] for a in axes)
-    kernel = _positive_ints("kernel_size", kernel_size, ndim_pooled)
+    kernel = positive_ints("kernel_size", kernel_size, ndim_pooled)
     if output_size is not None:
-        out_lengths = _positive_ints("output_size", output_size, ndim_pooled)
+        out_lengths = positive_ints("output_size", output_size, ndim_pooled)
     else:
         out_lengths = _ratio_lengths(op, output_ratio, axes, lengths)
     for i, (axis, length, k, out) in enumerate(zip(axes, lengths, kernel, out_lengths)):
@@ -581,7 +583,7 @@ def _ratio_lengths(op, output_ratio, axes, lengths):
 
 def check_samples(samples, batch_shape: tuple[int, ...], ndim: int) -> np.ndarray:
     """``samples`` broadcast to ``batch_shape + (N,)``, every value in ``[0, 1)``."""
-    arr = np.asarray(samples)
+    arr = as_array(samples, "samples")
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"samples must hold real numbers in [0, 1), got dtype {arr.dtype}")
     want = (*batch_shape, ndim)
@@ -643,9 +645,9 @@ def plan_unpool(op: str, shape: tuple[int, ...], kernel_size, stride=None, paddi
     unless ``output_size`` (N lengths, or the whole shape) says otherwise,
     within ``stride`` of it either way.
     """
-    return _plan_unpool_cached(op, tuple(int(s) for s in shape), _freeze(kernel_size),
-                               _freeze(stride), _freeze(padding), _freeze(output_size),
-                               _freeze(axes), n)
+    return _plan_unpool_cached(op, tuple(int(s) for s in shape), freeze(kernel_size),
+                               freeze(stride), freeze(padding), freeze(output_size),
+                               freeze(axes), n)
 
 
 @lru_cache(maxsize=512)
@@ -653,8 +655,8 @@ def _plan_unpool_cached(op, shape, kernel_size, stride, padding, output_size, ax
     ndim_pooled = _pooled_ndim(op, kernel_size, axes, n)
     axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
     lengths = tuple(shape[a] for a in axes)
-    kernel = _positive_ints("kernel_size", kernel_size, ndim_pooled)
-    stride = kernel if stride is None else _positive_ints("stride", stride, ndim_pooled)
+    kernel = positive_ints("kernel_size", kernel_size, ndim_pooled)
+    stride = kernel if stride is None else positive_ints("stride", stride, ndim_pooled)
     if isinstance(padding, str):
         raise ValueError(f"{op}: padding={padding!r} needs the pooled input's length; give "
                          f"numeric padding, or output_size")
@@ -706,3 +708,47 @@ def _unpool_sizes(op, output_size, shape, axes):
             f"axes) or {len(shape)} (the whole shape)"
         )
     return _ints("output_size", output_size, ndim)
+
+
+# --------------------------------------------------------------------------- arrays and choices
+
+
+NAN_POLICIES = ("propagate", "omit")
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}")
+
+
+def check_divisor(divisor_override) -> int:
+    """0 stands for "no override" inside the kernels."""
+    if divisor_override is None:
+        return 0
+    if isinstance(divisor_override, (bool, np.bool_)) or not isinstance(
+        divisor_override, (int, np.integer)
+    ):
+        raise TypeError(f"divisor_override must be an int or None, got {divisor_override!r}")
+    if divisor_override < 1:
+        raise ValueError(f"divisor_override={divisor_override!r} must be >= 1")
+    return int(divisor_override)
+
+
+def check_grad(grad_output, plan: PoolPlan) -> np.ndarray:
+    grad = as_real_array(grad_output, "grad_output")
+    if grad.shape != plan.out_shape:
+        raise ValueError(
+            f"grad_output has shape {grad.shape} but {plan.op} of an input of shape "
+            f"{plan.in_shape} gives {plan.out_shape}"
+        )
+    return grad
+
+
+def check_shape(input_shape) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"input_shape must be a tuple of ints, got {input_shape!r}") from None
+    if any(s < 0 for s in shape):
+        raise ValueError(f"input_shape={input_shape!r} has a negative length")
+    return shape

@@ -22,40 +22,37 @@ import collections
 
 import numpy as np
 
-from ._adaptive import (
-    _adaptive_avg_backward_planned,
-    _adaptive_avg_planned,
-    _adaptive_max_backward_window,
-    _adaptive_max_planned,
+from ._dtypes import as_real_array
+from ._families.adaptive import (
+    adaptive_avg_backward_planned,
+    adaptive_avg_planned,
+    adaptive_max_backward_window,
+    adaptive_max_planned,
 )
-from ._fractional import _fractional_backward_window, _fractional_planned, _samples
+from ._families.avg import avg_backward_planned, avg_pool_planned
+from ._families.fractional import fractional_backward_window, fractional_planned, fractional_samples
+from ._families.lp import lp_layer_backward, lp_layer_forward
+from ._families.max import (
+    max_backward_from_window,
+    max_pool_planned,
+    max_pool_with_window_positions,
+)
+from ._families.unpool import max_unpool_planned, unpool_backward_planned
 from ._geometry import (
-    _freeze,
+    NAN_POLICIES,
+    check_choice,
+    check_divisor,
     check_flag,
     check_fractional_output,
+    check_grad,
     check_norm_type,
+    freeze,
     plan_adaptive,
     plan_fractional,
     plan_pool,
     plan_unpool,
 )
-from ._lp import _lp_layer_backward, _lp_layer_forward
-from ._unpool import _max_unpool_planned, _unpool_backward_planned
-from .functional import (
-    _NAN_POLICIES,
-    FLAT_INDEX,
-    WINDOW_POSITION,
-    _as_real_array,
-    _avg_backward_planned,
-    _avg_pool_planned,
-    _check_choice,
-    _check_divisor,
-    _check_grad,
-    _max_backward_from_window,
-    _max_pool_planned,
-    _max_pool_with_window_positions,
-    _scatter_flat,
-)
+from ._positions import FLAT_INDEX, WINDOW_POSITION, scatter_flat
 
 __all__ = [
     "AdaptiveAvgPool1d",
@@ -165,12 +162,12 @@ class _Pool(_Saved):
         axes = self._axes_from(axes, channels_last, kernel_size)
         # lists and arrays kept as tuples: checked at each forward, shown by repr, never
         # changed behind the layer's back
-        self.kernel_size = _freeze(kernel_size)
-        self.stride = _freeze(stride)
-        self.padding = _freeze(padding)
-        self.dilation = _freeze(dilation)
+        self.kernel_size = freeze(kernel_size)
+        self.stride = freeze(stride)
+        self.padding = freeze(padding)
+        self.dilation = freeze(dilation)
         self.ceil_mode = check_flag("ceil_mode", ceil_mode)
-        self.axes = _freeze(axes)
+        self.axes = freeze(axes)
 
     def _axes_from(self, axes, channels_last, size, name="kernel_size"):
         """``axes``, or with ``channels_last=True`` the N axes just before the last."""
@@ -219,13 +216,13 @@ class _MaxLayer:
 
     def _keep_maxima(self, return_indices, nan_policy):
         self.return_indices = check_flag("return_indices", return_indices)
-        _check_choice("nan_policy", nan_policy, _NAN_POLICIES)
+        check_choice("nan_policy", nan_policy, NAN_POLICIES)
         self.nan_policy = nan_policy
 
     def _backward(self, grad_output, plan, positions):
         # positions: flat indices when they were returned, else positions in the window
         if self.return_indices:
-            return _scatter_flat(_check_grad(grad_output, plan), positions, plan)
+            return scatter_flat(check_grad(grad_output, plan), positions, plan)
         return self._backward_from_window(grad_output, positions, plan)
 
     def _arguments(self):
@@ -253,17 +250,17 @@ class MaxPoolNd(_MaxLayer, _Pool):
         self._keep_maxima(return_indices, nan_policy)
 
     def forward(self, x):
-        x = _as_real_array(x, "x")
+        x = as_real_array(x, "x")
         plan = self._plan_for(x)
         omit_nan = self.nan_policy == "omit"
         if self.return_indices:
-            out, positions = _max_pool_planned(x, plan, FLAT_INDEX, omit_nan)
+            out, positions = max_pool_planned(x, plan, FLAT_INDEX, omit_nan)
         else:
-            out, positions = _max_pool_with_window_positions(x, plan, omit_nan)
+            out, positions = max_pool_with_window_positions(x, plan, omit_nan)
         self._save(plan, positions)
         return (out, positions) if self.return_indices else out
 
-    _backward_from_window = staticmethod(_max_backward_from_window)
+    _backward_from_window = staticmethod(max_backward_from_window)
 
 
 class AvgPoolNd(_Pool):
@@ -281,17 +278,17 @@ class AvgPoolNd(_Pool):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode, axes, channels_last)
         self.count_include_pad = check_flag("count_include_pad", count_include_pad)
         self.divisor_override = divisor_override
-        self._override = _check_divisor(divisor_override)
+        self._override = check_divisor(divisor_override)
 
     def forward(self, x):
-        x = _as_real_array(x, "x")
+        x = as_real_array(x, "x")
         plan = self._plan_for(x)
-        out = _avg_pool_planned(x, plan, self.count_include_pad, self._override)
+        out = avg_pool_planned(x, plan, self.count_include_pad, self._override)
         self._save(plan)
         return out
 
     def _backward(self, grad_output, plan):
-        return _avg_backward_planned(grad_output, plan, self.count_include_pad, self._override)
+        return avg_backward_planned(grad_output, plan, self.count_include_pad, self._override)
 
     def _arguments(self):
         arguments = super()._arguments()
@@ -339,14 +336,14 @@ class LPPoolNd(_Pool):
         self.norm_type = norm_type
 
     def forward(self, x):
-        x = _as_real_array(x, "x")
+        x = as_real_array(x, "x")
         plan = self._plan_for(x)
-        out, state = _lp_layer_forward(x, plan, self._p)
+        out, state = lp_layer_forward(x, plan, self._p)
         self._save(plan, state)
         return out
 
     def _backward(self, grad_output, plan, state):
-        return _lp_layer_backward(grad_output, state, plan, self._p)
+        return lp_layer_backward(grad_output, state, plan, self._p)
 
     def _arguments(self):
         return {"norm_type": self.norm_type, "kernel_size": self.kernel_size,
@@ -372,8 +369,8 @@ class FractionalMaxPoolNd(_Pool):
         check_fractional_output(self._op, output_size, output_ratio)
         if samples is not None and rng is not None:
             raise ValueError("give samples or rng, not both")
-        self.output_size = _freeze(output_size)
-        self.output_ratio = _freeze(output_ratio)
+        self.output_size = freeze(output_size)
+        self.output_ratio = freeze(output_ratio)
         self.return_indices = check_flag("return_indices", return_indices)
         self.samples = samples
         self._rng = None if samples is not None else np.random.default_rng(rng)
@@ -383,19 +380,19 @@ class FractionalMaxPoolNd(_Pool):
                                self.output_ratio, self.axes, self._n)
 
     def forward(self, x):
-        x = _as_real_array(x, "x")
+        x = as_real_array(x, "x")
         plan = self._plan_for(x)
-        samples = _samples(plan, x.dtype, self.samples, self._rng)
+        samples = fractional_samples(plan, x.dtype, self.samples, self._rng)
         flat = self.return_indices or plan.ndim > 3
         kind = FLAT_INDEX if flat else WINDOW_POSITION
-        out, positions, starts = _fractional_planned(x, plan, samples, kind)
+        out, positions, starts = fractional_planned(x, plan, samples, kind)
         self._save(plan, positions, None if flat else starts)
         return (out, positions) if self.return_indices else out
 
     def _backward(self, grad_output, plan, positions, starts):
         if starts is None:  # flat indices
-            return _scatter_flat(_check_grad(grad_output, plan), positions, plan)
-        return _fractional_backward_window(grad_output, positions, starts, plan)
+            return scatter_flat(check_grad(grad_output, plan), positions, plan)
+        return fractional_backward_window(grad_output, positions, starts, plan)
 
     def _arguments(self):
         arguments = {"kernel_size": self.kernel_size}
@@ -425,15 +422,15 @@ class MaxUnpoolNd(_Pool):
         return self.forward(x, indices, output_size)
 
     def forward(self, x, indices, output_size=None):
-        x = _as_real_array(x, "x")
+        x = as_real_array(x, "x")
         plan = plan_unpool(self._op, x.shape, self.kernel_size, self.stride, self.padding,
                            output_size, self.axes, self._n)
-        out, indices = _max_unpool_planned(x, indices, plan)
+        out, indices = max_unpool_planned(x, indices, plan)
         self._save(plan, indices)
         return out
 
     def _backward(self, grad_output, plan, indices):
-        return _unpool_backward_planned(grad_output, indices, plan)
+        return unpool_backward_planned(grad_output, indices, plan)
 
     def _arguments(self):
         return {"kernel_size": self.kernel_size,
@@ -453,8 +450,8 @@ class _AdaptivePool(_Pool):
     """What the adaptive layers share: an output size instead of window arguments."""
 
     def __init__(self, output_size, axes, channels_last):  # no kernel, stride, padding
-        self.output_size = _freeze(output_size)
-        self.axes = _freeze(self._axes_from(axes, channels_last, output_size, "output_size"))
+        self.output_size = freeze(output_size)
+        self.axes = freeze(self._axes_from(axes, channels_last, output_size, "output_size"))
 
     def _plan_for(self, x):
         return plan_adaptive(self._op, x.shape, self.output_size, self.axes, self._n)
@@ -480,14 +477,14 @@ class AdaptiveMaxPoolNd(_MaxLayer, _AdaptivePool):
         self._keep_maxima(return_indices, nan_policy)
 
     def forward(self, x):
-        x = _as_real_array(x, "x")
+        x = as_real_array(x, "x")
         plan = self._plan_for(x)
         kind = FLAT_INDEX if self.return_indices else WINDOW_POSITION
-        out, positions = _adaptive_max_planned(x, plan, kind, self.nan_policy == "omit")
+        out, positions = adaptive_max_planned(x, plan, kind, self.nan_policy == "omit")
         self._save(plan, positions)
         return (out, positions) if self.return_indices else out
 
-    _backward_from_window = staticmethod(_adaptive_max_backward_window)
+    _backward_from_window = staticmethod(adaptive_max_backward_window)
 
 
 class AdaptiveAvgPoolNd(_AdaptivePool):
@@ -503,14 +500,14 @@ class AdaptiveAvgPoolNd(_AdaptivePool):
         super().__init__(output_size, axes, channels_last)
 
     def forward(self, x):
-        x = _as_real_array(x, "x")
+        x = as_real_array(x, "x")
         plan = self._plan_for(x)
-        out = _adaptive_avg_planned(x, plan)
+        out = adaptive_avg_planned(x, plan)
         self._save(plan)
         return out
 
     def _backward(self, grad_output, plan):
-        return _adaptive_avg_backward_planned(grad_output, plan)
+        return adaptive_avg_backward_planned(grad_output, plan)
 
 
 AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d = (

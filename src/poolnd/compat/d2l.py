@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._geometry import _freeze, _positive_ints
-from ..functional import _check_choice, avg_pool2d, max_pool2d
+from .._geometry import check_choice, freeze, positive_ints
+from ..functional import avg_pool2d, max_pool2d
 
 __all__ = ["pool2d"]
 
@@ -54,7 +54,7 @@ def pool2d(X: ArrayLike, pool_size: int | tuple[int, int], mode: str = "max") ->
     mode : {"max", "avg"}
         The window's maximum or its mean.
     """
-    _check_choice("mode", mode, MODES)
-    _positive_ints("pool_size", _freeze(pool_size), 2)  # names the book's argument in errors
+    check_choice("mode", mode, MODES)
+    positive_ints("pool_size", freeze(pool_size), 2)  # names the book's argument in errors
     pool = max_pool2d if mode == "max" else avg_pool2d
     return pool(X, pool_size, 1)

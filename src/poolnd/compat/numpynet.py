@@ -50,7 +50,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._geometry import _freeze, _is_int, _positive_ints, check_flag, plan_pool
+from .._geometry import check_flag, freeze, is_int, plan_pool, positive_ints
 from ..nn import MaxPool2d
 
 __all__ = ["Maxpool_layer"]
@@ -71,10 +71,10 @@ class Maxpool_layer:  # noqa: N801  (NumPyNet's name)
 
     def __init__(self, size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
                  pad: bool = False, input_shape: tuple[int, int, int, int] | None = None) -> None:
-        self.size = _positive_ints("size", _freeze(size), 2)
-        if stride is None or (_is_int(stride) and stride == 0):
+        self.size = positive_ints("size", freeze(size), 2)
+        if stride is None or (is_int(stride) and stride == 0):
             stride = self.size  # NumPyNet: no stride (None or 0) means the window's size
-        self.stride = _positive_ints("stride", _freeze(stride), 2)
+        self.stride = positive_ints("stride", freeze(stride), 2)
         self.pad = check_flag("pad", pad)
         self._layer = MaxPool2d(self.size, self.stride, "same" if self.pad else 0,
                                 channels_last=True, nan_policy="omit")
@@ -85,7 +85,7 @@ class Maxpool_layer:  # noqa: N801  (NumPyNet's name)
             self._set_input_shape(input_shape)
 
     def _set_input_shape(self, shape) -> None:
-        shape = _freeze(shape)
+        shape = freeze(shape)
         if not isinstance(shape, tuple) or len(shape) != 4:
             raise ValueError(f"input_shape must be (batch, w, h, c), got {shape!r}")
         plan = plan_pool("Maxpool_layer", shape, self.size, self.stride,

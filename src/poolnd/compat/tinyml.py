@@ -50,8 +50,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._geometry import _freeze, _positive_ints, check_flag, plan_pool
-from ..functional import _flat_to_window, _window_to_flat, max_pool2d, max_pool_backward
+from .._geometry import check_flag, freeze, plan_pool, positive_ints
+from .._positions import flat_to_window, window_to_flat
+from ..functional import max_pool2d, max_pool_backward
 from ..nn import _Saved
 
 __all__ = ["MaxPool2D"]
@@ -73,13 +74,13 @@ class MaxPool2D(_Saved):
         self.name = name
         self.type = "MaxPool2D"
         self.parameters: list = []  # tinyml's networks collect every layer's parameters
-        dims = _freeze(input_dim)
+        dims = freeze(input_dim)
         if not isinstance(dims, tuple) or len(dims) != 3:
             raise TypeError(f"input_dim must be (channels, height, width), got {input_dim!r}")
-        self.input_channel, self.input_height, self.input_width = _positive_ints(
+        self.input_channel, self.input_height, self.input_width = positive_ints(
             "input_dim", dims, 3)
-        kernel = _positive_ints("size", _freeze(size), 2)
-        steps = _positive_ints("stride", _freeze(stride), 2)
+        kernel = positive_ints("size", freeze(size), 2)
+        steps = positive_ints("stride", freeze(stride), 2)
         self.size, self.stride = size, stride
         self.return_index = check_flag("return_index", return_index)
         self._plan = plan_pool("MaxPool2D", (1, *self.input_dim), kernel, steps, n=2)
@@ -110,7 +111,7 @@ class MaxPool2D(_Saved):
             flat = _first_nan(x, out, flat, plan)
         self._save(plan, flat, x.dtype if x.dtype.kind == "f" else None)
         if self.return_index:
-            return out, _flat_to_window(flat, plan).astype(np.int64)
+            return out, flat_to_window(flat, plan).astype(np.int64)
         return out
 
     __call__ = forward
@@ -144,6 +145,6 @@ def _first_nan(x: np.ndarray, out: np.ndarray, flat: np.ndarray, plan) -> np.nda
     kh, kw = plan.kernel
     sh, sw = plan.stride
     windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-    taps = _flat_to_window(flat, plan).astype(np.int64)
+    taps = flat_to_window(flat, plan).astype(np.int64)
     taps[hit] = np.isnan(windows[hit].reshape(-1, kh * kw)).argmax(axis=1)
-    return _window_to_flat(taps, plan)
+    return window_to_flat(taps, plan)

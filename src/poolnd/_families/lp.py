@@ -14,34 +14,21 @@ import math
 
 import numpy as np
 
-from . import _parallel
-from ._dask import is_dask_array as _is_dask
-from ._geometry import PoolPlan, check_norm_type, plan_pool
-from ._kernels import lp as _lp_kernels
-from ._unpool import _gather_flat
-from .functional import (
+from .. import _parallel
+from .._dtypes import as_real_array, avg_dtypes, compute_dtype, float_dtype
+from .._geometry import PoolPlan, check_grad, check_norm_type, plan_pool
+from .._kernels import lp as _lp_kernels
+from .._layout import from_canonical, to_canonical, window_geometry
+from .._positions import (
     FLAT_INDEX,
     NO_POSITION,
     WINDOW_POSITION,
-    _as_real_array,
-    _avg_backward_canonical,
-    _avg_canonical,
-    _avg_dtypes,
-    _check_grad,
-    _compute_dtype,
-    _flat_to_window,
-    _float_dtype,
-    _from_canonical,
-    _max_backward_from_window,
-    _max_pool_planned,
-    _pytorch_named,
-    _scatter_flat,
-    _to_canonical,
-    _window_geometry,
+    flat_to_window,
+    gather_flat,
+    scatter_flat,
 )
-
-__all__ = ["lp_pool", "lp_pool1d", "lp_pool2d", "lp_pool3d", "lp_pool_backward"]
-
+from .avg import avg_backward_canonical, avg_canonical
+from .max import max_backward_from_window, max_pool_planned
 
 # --------------------------------------------------------------------------- element-wise steps
 
@@ -53,7 +40,7 @@ def _elementwise(kernel, arrays, q, *scalars):
     _parallel.run(kernel, size, 2 * size, *flat, *scalars, q, _lp_kernels.how(q))
 
 
-def _plan_lp(op, shape, kernel_size, stride, ceil_mode, axes, n):
+def plan_lp(op, shape, kernel_size, stride, ceil_mode, axes, n):
     return plan_pool(op, shape, kernel_size, stride, 0, 1, ceil_mode, axes, n)
 
 
@@ -74,7 +61,7 @@ def _lp_canonical(x: np.ndarray, plan: PoolPlan, p: float, result: np.dtype):
     _elementwise(_lp_kernels.power, (x, powered), real(p))
     if narrow:
         _round_through(powered, result)
-    avg = _avg_canonical(powered, _window_geometry(plan), True, 0)
+    avg = avg_canonical(powered, window_geometry(plan), True, 0)
     out = avg.copy()
     if narrow:
         _round_through(avg, result)
@@ -108,7 +95,7 @@ def _chain_factor(avg: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def _lp_backward_canonical(weighted: np.ndarray, x: np.ndarray, plan: PoolPlan, p: float):
     """From ``grad * out/avg`` per window to the input: spread as an average, times ``x**(p-1)``."""
-    grad_in = _avg_backward_canonical(weighted, plan.lengths, _window_geometry(plan), True, 0)
+    grad_in = avg_backward_canonical(weighted, plan.lengths, window_geometry(plan), True, 0)
     if p != 1:  # x ** 0 is one, NaN and zero included
         _elementwise(_lp_kernels.times_power, (grad_in, x.astype(grad_in.dtype, copy=False)),
                      grad_in.dtype.type(p - 1))
@@ -123,109 +110,62 @@ def _signs(values: np.ndarray) -> np.ndarray:
 def _max_of_abs(x: np.ndarray, plan: PoolPlan, kind: int):
     """``norm_type=inf``: max pooling of ``|x|`` (in the average's float dtype), the
     positions of ``kind``, and the signs of the chosen elements."""
-    result, _ = _avg_dtypes(x.dtype, None)
+    result, _ = avg_dtypes(x.dtype, None)
     real = x.astype(result, copy=False)
-    out, flat = _max_pool_planned(np.abs(real), plan, FLAT_INDEX, False)
-    signs = _signs(_gather_flat(real, flat, plan))
-    positions = flat if kind == FLAT_INDEX else _flat_to_window(flat, plan)
+    out, flat = max_pool_planned(np.abs(real), plan, FLAT_INDEX, False)
+    signs = _signs(gather_flat(real, flat, plan))
+    positions = flat if kind == FLAT_INDEX else flat_to_window(flat, plan)
     return out, positions, signs
 
 
 # --------------------------------------------------------------------------- the ops
 
 
-def _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, *, op, n=None):
-    if _is_dask(x):  # a lazy Dask array in, a lazy Dask array out (poolnd._dask)
-        from . import _dask
-        return _dask.lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, op=op, n=n)
-    x = _as_real_array(x, "x")
+def lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, *, op, n=None):
+    x = as_real_array(x, "x")
     p = check_norm_type(norm_type)
-    plan = _plan_lp(op, x.shape, kernel_size, stride, ceil_mode, axes, n)
-    result, compute = _avg_dtypes(x.dtype, None)
+    plan = plan_lp(op, x.shape, kernel_size, stride, ceil_mode, axes, n)
+    result, compute = avg_dtypes(x.dtype, None)
     if p == math.inf:
-        return _max_pool_planned(np.abs(x.astype(result, copy=False)), plan, NO_POSITION,
+        return max_pool_planned(np.abs(x.astype(result, copy=False)), plan, NO_POSITION,
                                  False)[0]
-    _, out = _lp_canonical(_to_canonical(x, plan, plan.lengths, compute), plan, p, result)
-    return _from_canonical(out, plan, plan.out_lengths).astype(result, copy=False)
+    _, out = _lp_canonical(to_canonical(x, plan, plan.lengths, compute), plan, p, result)
+    return from_canonical(out, plan, plan.out_lengths).astype(result, copy=False)
 
 
-def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, axes=None):
-    """LP pooling over N axes: ``(sum of x**p over each window) ** (1/p)``, ``p = norm_type``.
-
-    >>> import numpy as np, poolnd
-    >>> x = np.array([[3., 4., 1.], [0., 0., 2.]])
-    >>> poolnd.lp_pool(x, 2, (1, 2))
-    array([[5.],
-           [0.]])
-    >>> poolnd.lp_pool(x, float("inf"), (2, 3))
-    array([[4.]])
-
-    Equal to PyTorch's ``lp_pool`` wherever that is finite. Like PyTorch, no absolute
-    value is taken: negative elements enter as ``x**p`` (negative for odd ``p``, NaN for
-    a fractional ``p``) and a negative sum has a NaN root unless ``p == 1``; pass
-    ``np.abs(x)`` for the p-norm of signed data. ``norm_type=inf`` is the maximum of
-    ``|x|``. A ``ceil_mode`` window that overhangs the end is scaled by
-    ``kernel taps / taps inside`` (PyTorch's rule). Dtypes as in :func:`avg_pool`: float
-    input keeps its dtype, integer and bool input gives float64.
-
-    Parameters
-    ----------
-    x : array_like
-    norm_type : float
-        ``p > 0``, or ``inf``.
-    kernel_size, stride, ceil_mode, axes
-        As in :func:`max_pool` (no padding or dilation, as in PyTorch).
-    """
-    return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, op="lp_pool")
 
 
-def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, ceil_mode=False, *,
-                     axes=None):
-    """Gradient of :func:`lp_pool` with respect to ``x`` (PyTorch's autograd values).
-
-    Each element gets ``grad * out / s * x**(p-1)`` from every window that holds
-    it, ``s`` the window's (scaled) sum of ``x**p``; a window whose sum is zero
-    passes no gradient. For ``norm_type=inf`` the gradient goes to the largest
-    ``|x|``, times its sign.
-
-    >>> import numpy as np, poolnd
-    >>> x = np.array([[3., 4.]])
-    >>> poolnd.lp_pool_backward(np.ones((1, 1)), x, 2, (1, 2))
-    array([[0.6, 0.8]])
-    """
-    return _lp_pool_backward(grad_output, x, norm_type, kernel_size, stride, ceil_mode, axes,
-                             op="lp_pool_backward")
 
 
-def _lp_pool_backward(grad_output, x, norm_type, kernel_size, stride, ceil_mode, axes, *, op,
+def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride, ceil_mode, axes, *, op,
                       n=None):
-    x = _as_real_array(x, "x")
+    x = as_real_array(x, "x")
     p = check_norm_type(norm_type)
-    plan = _plan_lp(op, x.shape, kernel_size, stride, ceil_mode, axes, n)
-    grad = _check_grad(grad_output, plan)
+    plan = plan_lp(op, x.shape, kernel_size, stride, ceil_mode, axes, n)
+    grad = check_grad(grad_output, plan)
     if p == math.inf:
         _, flat, signs = _max_of_abs(x, plan, FLAT_INDEX)
-        return _scatter_flat(grad * signs, flat, plan)
-    result, compute = _avg_dtypes(x.dtype, None)
-    x_canonical = _to_canonical(x, plan, plan.lengths, compute)
+        return scatter_flat(grad * signs, flat, plan)
+    result, compute = avg_dtypes(x.dtype, None)
+    x_canonical = to_canonical(x, plan, plan.lengths, compute)
     avg, out = _lp_canonical(x_canonical, plan, p, result)
     return _lp_backward_planned(grad, _chain_factor(avg, out), x_canonical, plan, p)
 
 
 def _lp_backward_planned(grad, factor, x_canonical, plan: PoolPlan, p: float):
     """The gradient from ``grad`` (checked), the chain factor and canonical ``x``."""
-    result = _float_dtype(grad.dtype)
-    compute = _compute_dtype(result)
-    weighted = _to_canonical(grad, plan, plan.out_lengths, compute)
+    result = float_dtype(grad.dtype)
+    compute = compute_dtype(result)
+    weighted = to_canonical(grad, plan, plan.out_lengths, compute)
     weighted = weighted * factor.astype(compute, copy=False)
     grad_in = _lp_backward_canonical(weighted, x_canonical, plan, p)
-    return _from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)
+    return from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)
 
 
 # --------------------------------------------------------------------------- layer state
 
 
-def _lp_layer_forward(x: np.ndarray, plan: PoolPlan, p: float):
+def lp_layer_forward(x: np.ndarray, plan: PoolPlan, p: float):
     """The output and what a layer keeps for its backward.
 
     Finite ``p``: canonical ``x`` and the chain factor per window. ``inf``: the
@@ -234,18 +174,18 @@ def _lp_layer_forward(x: np.ndarray, plan: PoolPlan, p: float):
     if p == math.inf:
         out, positions, signs = _max_of_abs(x, plan, WINDOW_POSITION)
         return out, (positions, signs)
-    result, compute = _avg_dtypes(x.dtype, None)
-    x_canonical = _to_canonical(x, plan, plan.lengths, compute)
+    result, compute = avg_dtypes(x.dtype, None)
+    x_canonical = to_canonical(x, plan, plan.lengths, compute)
     avg, out = _lp_canonical(x_canonical, plan, p, result)
     state = (_chain_factor(avg, out), x_canonical)
-    return _from_canonical(out, plan, plan.out_lengths).astype(result, copy=False), state
+    return from_canonical(out, plan, plan.out_lengths).astype(result, copy=False), state
 
 
-def _lp_layer_backward(grad, state, plan: PoolPlan, p: float):
-    grad = _check_grad(grad, plan)
+def lp_layer_backward(grad, state, plan: PoolPlan, p: float):
+    grad = check_grad(grad, plan)
     if p == math.inf:
         positions, signs = state
-        return _max_backward_from_window(grad * signs, positions, plan)
+        return max_backward_from_window(grad * signs, positions, plan)
     factor, x_canonical = state
     return _lp_backward_planned(grad, factor, x_canonical, plan, p)
 
@@ -253,13 +193,5 @@ def _lp_layer_backward(grad, state, plan: PoolPlan, p: float):
 # --------------------------------------------------------------------------- 1d/2d/3d names
 
 
-def _lp_pool_fixed(n: int):
-    name = f"lp_pool{n}d"
-
-    def pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, axes=None):
-        return _lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, op=name, n=n)
-
-    return _pytorch_named(pool, name, n, "LP pooling", "lp_pool")
 
 
-lp_pool1d, lp_pool2d, lp_pool3d = (_lp_pool_fixed(n) for n in (1, 2, 3))

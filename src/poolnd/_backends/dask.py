@@ -52,13 +52,18 @@ from functools import partial
 
 import numpy as np
 
-from ._geometry import PoolPlan, check_flag, check_norm_type, plan_pool
-
-
-def is_dask_array(x) -> bool:
-    """Whether ``x`` is a Dask array, without importing Dask."""
-    return type(x).__module__.startswith("dask.array")
-
+from .._dtypes import as_real_array, avg_dtypes
+from .._families.lp import plan_lp
+from .._geometry import (
+    NAN_POLICIES,
+    PoolPlan,
+    check_choice,
+    check_divisor,
+    check_flag,
+    check_norm_type,
+    plan_pool,
+)
+from . import numpy as _numpy
 
 # --------------------------------------------------------------------------- the block plan
 
@@ -114,9 +119,7 @@ def _axis_blocks(chunks: tuple[int, ...], plan: PoolPlan, i: int) -> _AxisBlocks
 
 def _check_dask_input(x, op: str) -> None:
     """What the NumPy path checks on the array itself, without computing anything."""
-    from .functional import _as_real_array
-
-    _as_real_array(np.empty(0, x.dtype), "x")  # the same dtype rule and message
+    as_real_array(np.empty(0, x.dtype), "x")  # the same dtype rule and message
     if any(math.isnan(n) for n in x.shape):
         raise ValueError(f"{op}: x has unknown chunk sizes (shape {x.shape}); call "
                          f"x.compute_chunk_sizes() first")
@@ -216,14 +219,11 @@ def _pool_block(nested, cuts, block_id, *, pool, axes, tables, lengths):
 def max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes, return_indices,
              nan_policy, *, op, n=None):
     """:func:`poolnd.max_pool` of a Dask array: a lazy Dask array (and global flat indices)."""
-    from .functional import _NAN_POLICIES, _check_choice
-    from .functional import max_pool as numpy_max_pool
-
     _check_dask_input(x, op)
-    _check_choice("nan_policy", nan_policy, _NAN_POLICIES)
+    check_choice("nan_policy", nan_policy, NAN_POLICIES)
     return_indices = check_flag("return_indices", return_indices)
     plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
-    pool = partial(_padded, numpy_max_pool, kernel_size=plan.kernel, stride=plan.stride,
+    pool = partial(_padded, _numpy.max_pool, op=op, kernel_size=plan.kernel, stride=plan.stride,
                    dilation=plan.dilation, ceil_mode=ceil_mode, axes=plan.axes,
                    return_indices=return_indices, nan_policy=nan_policy)
     return _map_blocks(x, plan, pool, x.dtype, with_indices=return_indices)
@@ -232,15 +232,12 @@ def max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes, return_
 def avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
              divisor_override, axes, dtype, *, op, n=None):
     """:func:`poolnd.avg_pool` of a Dask array: a lazy Dask array."""
-    from .functional import _avg_dtypes, _check_divisor
-    from .functional import avg_pool as numpy_avg_pool
-
     _check_dask_input(x, op)
     include_pad = check_flag("count_include_pad", count_include_pad)
-    _check_divisor(divisor_override)
+    check_divisor(divisor_override)
     plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
-    result, _ = _avg_dtypes(x.dtype, dtype)
-    pool = partial(_padded, numpy_avg_pool, kernel_size=plan.kernel, stride=plan.stride,
+    result, _ = avg_dtypes(x.dtype, dtype)
+    pool = partial(_padded, _numpy.avg_pool, op=op, kernel_size=plan.kernel, stride=plan.stride,
                    dilation=plan.dilation, ceil_mode=ceil_mode, axes=plan.axes,
                    count_include_pad=include_pad, divisor_override=divisor_override,
                    dtype=dtype)
@@ -249,16 +246,12 @@ def avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include
 
 def lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, *, op, n=None):
     """:func:`poolnd.lp_pool` of a Dask array: a lazy Dask array."""
-    from ._lp import _plan_lp
-    from ._lp import lp_pool as numpy_lp_pool
-    from .functional import _avg_dtypes
-
     _check_dask_input(x, op)
     check_norm_type(norm_type)
-    plan = _plan_lp(op, x.shape, kernel_size, stride, ceil_mode, axes, n)
-    result, _ = _avg_dtypes(x.dtype, None)
+    plan = plan_lp(op, x.shape, kernel_size, stride, ceil_mode, axes, n)
+    result, _ = avg_dtypes(x.dtype, None)
     # LP pooling has no padding, so no block gets any: it runs as it is
-    pool = partial(_unpadded, numpy_lp_pool, norm_type, kernel_size=plan.kernel,
+    pool = partial(_unpadded, _numpy.lp_pool, norm_type, op=op, kernel_size=plan.kernel,
                    stride=plan.stride, ceil_mode=ceil_mode, axes=plan.axes)
     return _map_blocks(x, plan, pool, result)
 
@@ -269,3 +262,35 @@ def _padded(numpy_op, piece, padding, **arguments):
 
 def _unpadded(numpy_op, norm_type, piece, padding, **arguments):
     return numpy_op(piece, norm_type, **arguments)
+
+
+# --------------------------------------------------------------------------- not lazy yet
+
+
+def _not_lazy(name: str, instead: str):
+    def refuse(*args, op, n=None, **kwargs):
+        raise TypeError(
+            f"{op} does not take Dask arrays: computing one here would load it whole into "
+            f"memory. {instead}"
+        )
+
+    refuse.__name__ = refuse.__qualname__ = name
+    return refuse
+
+
+_COMPUTE = ("Pass arr.compute() (or a NumPy block inside arr.map_blocks) if it fits in "
+            "memory.")
+_BACKWARD = ("Backward passes of Dask arrays are not lazy yet: pass NumPy arrays "
+             "(arr.compute()).")
+adaptive_max_pool = _not_lazy("adaptive_max_pool", _COMPUTE)
+adaptive_avg_pool = _not_lazy("adaptive_avg_pool", "For global average pooling, "
+                              "arr.mean(axis=...) is a lazy tree reduction; else " + _COMPUTE)
+fractional_max_pool = _not_lazy("fractional_max_pool", _COMPUTE)
+max_unpool = _not_lazy("max_unpool", _COMPUTE)
+max_pool_backward = _not_lazy("max_pool_backward", _BACKWARD)
+avg_pool_backward = _not_lazy("avg_pool_backward", _BACKWARD)
+lp_pool_backward = _not_lazy("lp_pool_backward", _BACKWARD)
+adaptive_max_pool_backward = _not_lazy("adaptive_max_pool_backward", _BACKWARD)
+adaptive_avg_pool_backward = _not_lazy("adaptive_avg_pool_backward", _BACKWARD)
+fractional_max_pool_backward = _not_lazy("fractional_max_pool_backward", _BACKWARD)
+max_unpool_backward = _not_lazy("max_unpool_backward", _BACKWARD)

@@ -1,0 +1,72 @@
+"""The sliding-window engine that max, average and LP pooling share.
+
+The row walk of :mod:`poolnd._kernels._rows` over canonical input, and for
+large overlapping windows the one-axis-at-a-time running folds of
+:mod:`poolnd._kernels.running`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _parallel
+from .._kernels import _rows
+from .._kernels.running import running_pool as _running_pool
+from .._layout import as_kernel_args, as_row_array, run_rows
+
+# Sums need no divisors (the max kernels take the same arguments as the average's).
+NO_DIVISORS = (np.ones(1), np.ones(1), np.ones(1))
+
+
+# From this many elements in a window on, and when each element lies in this many
+# windows on average, pool one axis at a time by running folds. Windows that barely
+# overlap read each element about once anyway: the row walk does that in one pass.
+_LARGE_WINDOW = 16
+
+
+_OVERLAP = 4
+
+
+def is_large_window(geometry) -> bool:
+    kernel, stride, dilation = geometry[:3]
+    return (math.prod(kernel) >= _LARGE_WINDOW and all(d == 1 for d in dilation)
+            and math.prod(kernel) >= _OVERLAP * math.prod(stride))
+
+
+def forward_rows(x, out, positions, geometry, reduction, identity, flat_index=False,
+                  divisors=None):
+    """The row walk of ``_kernels._rows`` over canonical ``x`` with up to three pooled axes."""
+    k, s, d, p, _, _ = as_kernel_args(geometry)
+    channels = x.shape[-1]
+    shape = _rows.literal_shape(channels, k[2], s[2], d[2], reduction)
+    kernel = _rows.forward_kernel(reduction, positions is not None, shape)
+    rows_out = as_row_array(out)
+    rows_pos = rows_out if positions is None else as_row_array(positions)
+    run_rows(kernel, as_row_array(x), rows_out, rows_pos, channels, flat_index, k, s, d, p,
+              identity, NO_DIVISORS if divisors is None else divisors)
+
+
+def pool_separably(x, geometry, reduction, identity):
+    """Values of ``(B, *L, C)`` pooled one axis at a time (see ``_kernels.running``).
+
+    Along a contiguous axis (the last, with ``C == 1``) at stride 1 the row
+    walk's tap-by-tap loop runs instead: it is vectorised there, where the
+    running folds would be scalar.
+    """
+    kernel, stride, _, before, _, outs = geometry
+    for axis in reversed(range(len(kernel))):
+        lines, length = math.prod(x.shape[:axis + 1]), x.shape[axis + 1]
+        inner = math.prod(x.shape[axis + 2:])
+        out = np.empty((*x.shape[:axis + 1], outs[axis], *x.shape[axis + 2:]), x.dtype)
+        if axis == len(kernel) - 1 and x.shape[-1] == 1 and stride[axis] == 1:
+            forward_rows(x.reshape(lines, length, 1), out.reshape(lines, outs[axis], 1), None,
+                          tuple((t[axis],) for t in geometry), reduction, identity,
+                          divisors=(np.ones(1), np.ones(1), np.ones(outs[axis])))
+        else:
+            _parallel.run(_running_pool, lines, x.size + out.size,
+                          x.reshape(lines, length, inner), out.reshape(lines, outs[axis], inner),
+                          kernel[axis], stride[axis], before[axis], identity, reduction)
+        x = out
+    return x

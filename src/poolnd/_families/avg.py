@@ -1,0 +1,143 @@
+"""Average pooling and its gradient (PyTorch's divisors, any number of axes)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._dtypes import as_real_array, avg_dtypes, compute_dtype, float_dtype
+from .._geometry import PoolPlan, check_divisor, check_flag, check_grad, check_shape, plan_pool
+from .._kernels import _rows
+from .._kernels.avg import avg_pool_backward as _avg_backward_kernel
+from .._layout import (
+    KERNEL_AXES,
+    as_kernel_args,
+    as_row_array,
+    from_canonical,
+    leading_axes,
+    run_planes,
+    to_canonical,
+    trailing_axes,
+    window_geometry,
+)
+from ._windows import forward_rows, is_large_window, pool_separably
+
+
+def divisors(lengths, geometry, include_pad: bool, override: int):
+    """Per-axis factors of every window's divisor, widened to three axes (PyTorch's rule).
+
+    ``override`` replaces the divisor; else ``include_pad`` counts the taps
+    inside the padded extent (explicit padding counts, the ``ceil_mode``
+    overhang past it does not), and otherwise the taps inside the input.
+    """
+    kernel, stride, dilation, before, after, outs = geometry
+    factors = []
+    for length, k, s, d, pad, pad_after, n_out in zip(lengths, kernel, stride, dilation, before,
+                                                      after, outs):
+        start = np.arange(n_out) * s - pad
+        last_inside = np.minimum(k, (length - 1 - start) // d + 1)
+        if override:
+            count = np.ones(n_out)
+        elif include_pad:
+            count = np.minimum(k, (length + pad_after - 1 - start) // d + 1)
+        else:
+            count = last_inside - np.where(start >= 0, 0, (d - 1 - start) // d)
+        factors.append(count.astype(np.float64))
+    if override:
+        factors[0] *= override
+    missing = KERNEL_AXES - len(factors)
+    return (*(np.ones(1),) * missing, *factors)
+
+
+def avg_canonical(x, geometry, include_pad: bool, override: int):
+    """Average-pool canonical ``x`` ``(B, *L, C)``; more than three axes go in two stages.
+
+    The divisor is a product over axes (or the override), so the last three
+    axes may be summed and divided first and the leading ones after.
+    """
+    n = x.ndim - 2
+    outs = geometry[5]
+    # Summed one axis at a time, a window whose partial sums overflow can give NaN
+    # (inf - inf) where a sum in PyTorch's row-major order gives inf; any non-finite
+    # total (rare: one cheap sum finds it) is therefore summed again window by window.
+    large = is_large_window(geometry)
+    out = pool_separably(x, geometry, _rows.SUM, x.dtype.type(0)) if large else None
+    if large and np.isfinite(out.sum()):
+        for axis, factor in enumerate(divisors(x.shape[1:-1], geometry, include_pad, override)
+                                      [-n:]):
+            shape = [1] * out.ndim
+            shape[axis + 1] = factor.size
+            np.divide(out, factor.reshape(shape), out=out, casting="unsafe")
+        return out
+    if n > KERNEL_AXES:
+        lead = n - KERNEL_AXES
+        batch, lengths, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
+        tail = avg_canonical(
+            x.reshape(batch * math.prod(lengths[:lead]), *lengths[lead:], channels),
+            trailing_axes(geometry, KERNEL_AXES), include_pad, 1 if override else 0,
+        )
+        inner = math.prod(outs[lead:]) * channels
+        out = avg_canonical(tail.reshape(batch, *lengths[:lead], inner),
+                             leading_axes(geometry, lead), include_pad, override)
+        return out.reshape(batch, *outs, channels)
+    out = np.empty((x.shape[0], *outs, x.shape[-1]), x.dtype)
+    forward_rows(x, out, None, geometry, _rows.SUM, x.dtype.type(0),
+                  divisors=divisors(x.shape[1:-1], geometry, include_pad, override))
+    return out
+
+
+def avg_backward_canonical(grad, lengths, geometry, include_pad: bool, override: int):
+    """Adjoint of :func:`avg_canonical`: ``grad`` ``(B, *O, C)`` to ``(B, *lengths, C)``."""
+    n = grad.ndim - 2
+    outs = geometry[5]
+    batch, channels = grad.shape[0], grad.shape[-1]
+    if n > KERNEL_AXES:
+        lead = n - KERNEL_AXES
+        inner = math.prod(outs[lead:]) * channels
+        mid = avg_backward_canonical(grad.reshape(batch, *outs[:lead], inner), lengths[:lead],
+                                      leading_axes(geometry, lead), include_pad, override)
+        grad_in = avg_backward_canonical(
+            mid.reshape(batch * math.prod(lengths[:lead]), *outs[lead:], channels),
+            lengths[lead:], trailing_axes(geometry, KERNEL_AXES), include_pad, 1 if override else 0,
+        )
+        return grad_in.reshape(batch, *lengths, channels)
+    grad_in = np.empty((batch, *lengths, channels), grad.dtype)
+    k, s, d, p, _, _ = as_kernel_args(geometry)
+    run_planes(_avg_backward_kernel, grad, grad_in, as_row_array(grad), as_row_array(grad_in),
+                channels, k, s, d, p, divisors(lengths, geometry, include_pad, override))
+    return grad_in
+
+
+def avg_pool_planned(x, plan: PoolPlan, include_pad: bool, override: int, dtype=None):
+    result, compute = avg_dtypes(x.dtype, dtype)
+    canonical = to_canonical(x, plan, plan.lengths, compute)
+    out = avg_canonical(canonical, window_geometry(plan), include_pad, override)
+    return from_canonical(out, plan, plan.out_lengths).astype(result, copy=False)
+
+
+def avg_backward_planned(grad, plan: PoolPlan, include_pad: bool, override: int):
+    grad = check_grad(grad, plan)
+    result = float_dtype(grad.dtype)
+    canonical = to_canonical(grad, plan, plan.out_lengths, compute_dtype(result))
+    grad_in = avg_backward_canonical(canonical, plan.lengths, window_geometry(plan),
+                                      include_pad, override)
+    return from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)
+
+
+def avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
+              divisor_override, axes, dtype, *, op, n=None):
+    x = as_real_array(x, "x")
+    include_pad = check_flag("count_include_pad", count_include_pad)
+    override = check_divisor(divisor_override)
+    plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
+    return avg_pool_planned(x, plan, include_pad, override, dtype)
+
+
+def avg_pool_backward(grad_output, input_shape, kernel_size, stride, padding, dilation,
+                       ceil_mode, count_include_pad, divisor_override, axes, *, op, n=None):
+    shape = check_shape(input_shape)
+    include_pad = check_flag("count_include_pad", count_include_pad)
+    override = check_divisor(divisor_override)
+    plan = plan_pool(op, shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
+    return avg_backward_planned(grad_output, plan, include_pad, override)

@@ -1,0 +1,144 @@
+"""Max pooling: values, positions, and the gradient from either."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._dtypes import as_real_array, compute_dtype, float_dtype, max_identity
+from .._geometry import (
+    NAN_POLICIES,
+    PoolPlan,
+    check_choice,
+    check_flag,
+    check_grad,
+    check_shape,
+    plan_pool,
+)
+from .._kernels import _rows
+from .._kernels import max as _max_kernels
+from .._layout import (
+    KERNEL_AXES,
+    as_kernel_args,
+    as_row_array,
+    from_canonical,
+    leading_axes,
+    new_input_like,
+    run_planes,
+    to_canonical,
+    trailing_axes,
+    window_geometry,
+)
+from .._positions import (
+    FLAT_INDEX,
+    NO_POSITION,
+    WINDOW_POSITION,
+    flat_to_window,
+    position_dtype,
+    scatter_flat,
+    scatter_to_input,
+    window_to_flat,
+)
+from ._windows import forward_rows, is_large_window, pool_separably
+
+
+def _max_canonical(x: np.ndarray, geometry, kind: int, omit_nan: bool):
+    """Max-pool canonical ``x`` of shape ``(B, *L, C)``; returns values and positions.
+
+    More than three pooled axes are pooled in two stages, the last three axes
+    first: the first maximum in row-major order of the whole window is the
+    first maximum over the leading axes of the first maxima over the rest,
+    and the same holds for the NaN rules.
+    """
+    omit_nan = omit_nan and x.dtype.kind == "f"  # integers have no NaN: one kernel fewer
+    reduction = _rows.MAX_OMIT_NAN if omit_nan else _rows.MAX
+    lowest = max_identity(x.dtype, omit_nan)
+    if kind == NO_POSITION and is_large_window(geometry):
+        return pool_separably(x, geometry, reduction, lowest), None
+    if x.ndim - 2 > KERNEL_AXES:
+        return _max_in_two_stages(x, geometry, kind, omit_nan)
+    kernel, outs = geometry[0], geometry[5]
+    out = np.empty((x.shape[0], *outs, x.shape[-1]), x.dtype)
+    positions = None
+    if kind != NO_POSITION:
+        positions = np.empty(out.shape, position_dtype(kind, math.prod(kernel)))
+    forward_rows(x, out, positions, geometry, reduction, lowest, kind == FLAT_INDEX)
+    return out, positions
+
+
+def _max_in_two_stages(x, geometry, kind, omit_nan):
+    """Positions here are flat indices (window positions are derived from them)."""
+    lead = len(geometry[0]) - KERNEL_AXES
+    batch, lengths, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
+    lead_size, tail_size = math.prod(lengths[:lead]), math.prod(lengths[lead:])
+    tail_out, tail_index = _max_canonical(
+        x.reshape(batch * lead_size, *lengths[lead:], channels),
+        trailing_axes(geometry, KERNEL_AXES), kind, omit_nan,
+    )
+    inner = math.prod(geometry[5][lead:]) * channels
+    out, lead_index = _max_canonical(tail_out.reshape(batch, *lengths[:lead], inner),
+                                     leading_axes(geometry, lead), kind, omit_nan)
+    out = out.reshape(batch, *geometry[5], channels)
+    if kind == NO_POSITION:
+        return out, None
+    lead_index = lead_index.reshape(batch, -1, inner)
+    chosen = np.take_along_axis(tail_index.reshape(batch, lead_size, inner), lead_index, axis=1)
+    return out, (lead_index * tail_size + chosen).reshape(out.shape)
+
+
+def max_pool_planned(x: np.ndarray, plan: PoolPlan, kind: int, omit_nan: bool):
+    """Values and positions of ``kind`` for a checked input, in the input's axis order."""
+    compute = compute_dtype(x.dtype)
+    if x.dtype == np.bool_:
+        compute = np.dtype(np.uint8)  # numba compares bools as small ints
+    canonical = to_canonical(x, plan, plan.lengths, compute)
+    out, positions = _max_canonical(canonical, window_geometry(plan), kind, omit_nan)
+    out = from_canonical(out, plan, plan.out_lengths)
+    if out.dtype != x.dtype:
+        out = out.astype(x.dtype)  # float16 and bool come back, exactly
+    if positions is not None:
+        positions = from_canonical(positions, plan, plan.out_lengths)
+    return out, positions
+
+
+def max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes, return_indices,
+              nan_policy, *, op, n=None):
+    x = as_real_array(x, "x")
+    check_choice("nan_policy", nan_policy, NAN_POLICIES)
+    return_indices = check_flag("return_indices", return_indices)
+    plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
+    kind = FLAT_INDEX if return_indices else NO_POSITION
+    out, indices = max_pool_planned(x, plan, kind, nan_policy == "omit")
+    return (out, indices) if return_indices else out
+
+
+def max_pool_backward(grad_output, indices, input_shape, kernel_size, stride, padding, dilation,
+                       ceil_mode, axes, *, op, n=None):
+    shape = check_shape(input_shape)
+    plan = plan_pool(op, shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
+    return scatter_to_input(grad_output, indices, plan)
+
+
+def max_pool_with_window_positions(x: np.ndarray, plan: PoolPlan, omit_nan: bool):
+    """Values and window positions (the compact state a max layer keeps)."""
+    if plan.ndim <= KERNEL_AXES:
+        return max_pool_planned(x, plan, WINDOW_POSITION, omit_nan)
+    out, flat = max_pool_planned(x, plan, FLAT_INDEX, omit_nan)
+    return out, flat_to_window(flat, plan)
+
+
+def max_backward_from_window(grad: np.ndarray, positions: np.ndarray, plan: PoolPlan):
+    """Gradient for a max layer from its stored window positions."""
+    grad = check_grad(grad, plan)
+    if plan.ndim > KERNEL_AXES:
+        return scatter_flat(grad, window_to_flat(positions, plan), plan)
+    result = float_dtype(grad.dtype)
+    compute = compute_dtype(result)
+    grad_in = new_input_like(plan, compute)
+    k, s, d, p, _, _ = as_kernel_args(window_geometry(plan))
+    grad = as_row_array(to_canonical(grad, plan, plan.out_lengths, compute))
+    positions = as_row_array(to_canonical(positions, plan, plan.out_lengths, positions.dtype))
+    run_planes(_max_kernels.max_pool_backward_window, grad, grad_in, grad, positions,
+                as_row_array(grad_in), grad_in.shape[-1], k, s, d, p)
+    return from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)

@@ -1,0 +1,99 @@
+"""The kernels' layout: ``(B, *L, C)`` in, widened to three pooled axes.
+
+Every op moves the pooled axes of its input into the canonical layout
+``(B, *L, C)`` (batch axes before them folded into ``B``, those after into
+``C``; one copy at most, none for contiguous input), and its result back. The
+kernels see ``(B, D, H, W, C)``, or rows ``(B, D, H, W*C)``; fewer pooled axes
+arrive widened with unit windows, more are split in two stages by the families.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _parallel
+from ._geometry import PoolPlan
+
+KERNEL_AXES = 3  # the kernels pool three axes; fewer arrive padded with unit axes
+
+
+def to_canonical(arr: np.ndarray, plan: PoolPlan, lengths, dtype) -> np.ndarray:
+    """``arr`` (in the input's axis order) as a contiguous ``(B, *lengths, C)`` array."""
+    if plan.perm != tuple(range(arr.ndim)):
+        arr = arr.transpose(plan.perm)
+    arr = np.ascontiguousarray(arr, dtype=dtype)  # the one copy, skipped when already in place
+    return arr.reshape(math.prod(plan.outer_shape), *lengths, math.prod(plan.inner_shape))
+
+
+def from_canonical(arr: np.ndarray, plan: PoolPlan, lengths) -> np.ndarray:
+    """Undo :func:`to_canonical`: back to the input's axis order (a view, or the
+    array that ``arr`` views when that is it: see :func:`new_input_like`)."""
+    arr = arr.reshape(*plan.outer_shape, *lengths, *plan.inner_shape)
+    if plan.perm != tuple(range(arr.ndim)):
+        return arr.transpose(np.argsort(plan.perm))
+    owner = arr.base
+    if (isinstance(owner, np.ndarray) and owner.shape == arr.shape and owner.dtype == arr.dtype
+            and owner.flags.c_contiguous and owner.ctypes.data == arr.ctypes.data):
+        return owner
+    return arr
+
+
+def new_input_like(plan: PoolPlan, dtype, *, flat: bool = False) -> np.ndarray:
+    """A new input-shaped array for a backward kernel, as its canonical view
+    ``(B, *lengths, C)`` (``flat``: ``(B, prod(lengths), C)``).
+
+    It is allocated in the input's axis order, so that :func:`from_canonical`
+    returns an array that owns its memory rather than a view; MyGrad, for one,
+    copies every gradient that is a view. It is not zeroed: each kernel zeroes
+    the planes it then adds to, so that the first write to each page (a page
+    fault) falls on the thread that uses it, not on the caller alone.
+    """
+    whole = np.empty((*plan.outer_shape, *plan.lengths, *plan.inner_shape), dtype)
+    lengths = (math.prod(plan.lengths),) if flat else plan.lengths
+    return whole.reshape(math.prod(plan.outer_shape), *lengths, math.prod(plan.inner_shape))
+
+
+def window_geometry(plan: PoolPlan):
+    """Per-axis tuples the kernels take: kernel, stride, dilation, pad before and after, out."""
+    return (plan.kernel, plan.stride, plan.dilation, plan.pad_before, plan.pad_after,
+            plan.out_lengths)
+
+
+def leading_axes(geometry, n):
+    return tuple(t[:n] for t in geometry)
+
+
+def trailing_axes(geometry, n):
+    return tuple(t[-n:] for t in geometry)
+
+
+def as_kernel_args(geometry):
+    """The geometry widened to three axes: unit windows on the missing leading axes."""
+    missing = KERNEL_AXES - len(geometry[0])
+    fills = (1, 1, 1, 0, 0, 1)
+    return tuple((fill,) * missing + tuple(t) for fill, t in zip(fills, geometry))
+
+
+def as_kernel_array(arr: np.ndarray) -> np.ndarray:
+    """``(B, *L, C)`` with up to three pooled axes as the kernels' ``(B, D, H, W, C)``."""
+    missing = KERNEL_AXES - (arr.ndim - 2)
+    return arr.reshape(arr.shape[0], *(1,) * missing, *arr.shape[1:])
+
+
+def run_rows(kernel, x_rows, out_rows, *args):
+    """Run a forward kernel, one job per output row, over the threads."""
+    n_rows = out_rows.shape[0] * out_rows.shape[1] * out_rows.shape[2]
+    _parallel.run(kernel, n_rows, x_rows.size + out_rows.size, x_rows, out_rows, *args)
+
+
+def run_planes(kernel, grad_out, grad_in, *args):
+    """Run a backward kernel, one job per plane (axis 0), over the threads."""
+    _parallel.run(kernel, grad_in.shape[0], grad_in.size + grad_out.size, *args)
+
+
+def as_row_array(arr: np.ndarray) -> np.ndarray:
+    """The kernels' layout with each row's ``W`` and ``C`` merged: ``(B, D, H, W*C)``."""
+    arr = as_kernel_array(arr)
+    return arr.reshape(*arr.shape[:3], arr.shape[3] * arr.shape[4])
