@@ -6,7 +6,7 @@ array([[[[ 5.,  7.],
          [13., 15.]]]])
 """
 
-from . import nn  # poolnd.nn.MaxPool2d after import poolnd, as torch.nn after import torch
+from . import nn as nn  # poolnd.nn.MaxPool2d after import poolnd, as torch.nn after torch
 from ._parallel import get_num_threads, set_num_threads
 from .functional import (
     adaptive_avg_pool,
