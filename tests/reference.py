@@ -1,7 +1,7 @@
 """Brute-force reference pooling, the oracle for what PyTorch lacks.
 
 Every function here is a plain loop over batch positions, output positions and
-window taps, written to be read side by side with SPEC.md, sections 1 to 3.
+window taps, written to be read side by side with docs/SPEC.md, sections 1 to 3.
 Nothing is shared with poolnd: the geometry is worked out again from the
 contract. Only meant for small arrays.
 """
@@ -12,7 +12,7 @@ import itertools
 
 import numpy as np
 
-# --- geometry (SPEC section 1) -----------------------------------------------
+# --- geometry (docs/SPEC.md section 1) -----------------------------------------------
 
 
 def _as_tuple(value, n, name):
@@ -59,7 +59,7 @@ def same_padding(length, k, s, d):
 def geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, axes):
     """Per pooled axis: (length, k, s, d, before, after, out), plus the axes.
 
-    Raises ValueError where SPEC section 1 does: an output length < 1 or a
+    Raises ValueError where docs/SPEC.md section 1 does: an output length < 1 or a
     window none of whose taps lands in the input.
     """
     ax = pooled_axes(len(shape), kernel_size, axes)
@@ -150,7 +150,7 @@ def _isnan(v):
     return isinstance(v, np.floating) and bool(np.isnan(v))
 
 
-# --- forward passes (SPEC section 2) -----------------------------------------
+# --- forward passes (docs/SPEC.md section 2) -----------------------------------------
 
 
 def _window_max(taps, nan_policy):
@@ -230,7 +230,7 @@ def ref_avg_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=F
     return _from_back(out, ax).astype(dtype)
 
 
-# --- backward passes (SPEC section 3) ----------------------------------------
+# --- backward passes (docs/SPEC.md section 3) ----------------------------------------
 
 
 def _grad_dtype(grad):
@@ -274,7 +274,7 @@ def ref_avg_pool_backward(grad, input_shape, kernel_size, stride=None, padding=0
 
 
 
-# --- adaptive pooling (SPEC sections 2 and 3) ---------------------------------
+# --- adaptive pooling (docs/SPEC.md sections 2 and 3) ---------------------------------
 
 
 def adaptive_windows(length, out):
@@ -373,7 +373,7 @@ def ref_adaptive_avg_pool_backward(grad, input_shape, output_size, *, axes=None)
     return _from_back(gx, ax).astype(_grad_dtype(grad))
 
 
-# --- LP pooling (SPEC section 2) ---------------------------------------------
+# --- LP pooling (docs/SPEC.md section 2) ---------------------------------------------
 
 
 def _lp_geometry(shape, kernel_size, stride, ceil_mode, axes):
@@ -444,7 +444,7 @@ def ref_lp_pool_backward(grad, x, norm_type, kernel_size, stride=None, ceil_mode
     return _from_back(gx, ax).astype(_grad_dtype(grad))
 
 
-# --- fractional max pooling (SPEC section 2) ----------------------------------
+# --- fractional max pooling (docs/SPEC.md section 2) ----------------------------------
 
 
 def ref_fractional_starts(u, length, out, k, dtype):
@@ -496,7 +496,7 @@ def ref_fractional_max_pool(x, kernel_size, output_size=None, output_ratio=None,
     return _from_back(out, ax), _from_back(idx, ax)
 
 
-# --- max-unpooling (SPEC sections 2 and 3) ------------------------------------
+# --- max-unpooling (docs/SPEC.md sections 2 and 3) ------------------------------------
 
 
 def _unpool_sizes(shape, ax, k, s, padding, output_size):

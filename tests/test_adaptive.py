@@ -1,4 +1,4 @@
-"""Adaptive max and average pooling (SPEC sections 2 to 5).
+"""Adaptive max and average pooling (docs/SPEC.md sections 2 to 6).
 
 Against PyTorch 2.13 CPU wherever it has the op (1-, 2- and 3-d, last axes), and
 against the brute-force loops of ``reference.py`` for the rest: four and more pooled
@@ -493,7 +493,7 @@ def test_channels_last_layer_needs_to_know_n():
         poolnd.nn.AdaptiveAvgPool2d(3, axes=(1, 2), channels_last=True)
 
 
-# ---------------------------------------------------------------- errors (SPEC section 5)
+# ---------------------------------------------------------------- errors (docs/SPEC.md section 6)
 
 X = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5)
 OPS = [poolnd.adaptive_max_pool, poolnd.adaptive_avg_pool]

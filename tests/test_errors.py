@@ -1,4 +1,4 @@
-"""SPEC section 5: bad input is a ValueError or TypeError that names the
+"""docs/SPEC.md section 6: bad input is a ValueError or TypeError that names the
 argument and the offending value, raised before any work, leaving every input
 as it was."""
 

@@ -1,4 +1,4 @@
-"""Fractional max pooling (SPEC sections 2 to 5).
+"""Fractional max pooling (docs/SPEC.md sections 2 to 6).
 
 Against PyTorch 2.13 CPU given the same ``_random_samples``: values and indices bit
 for bit, in float32 and float64 (PyTorch computes the window sequence in the input's

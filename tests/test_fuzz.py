@@ -8,7 +8,7 @@ and structured dtypes, 0-d arrays, empty axes, big-endian, Fortran-ordered,
 negative-stride, strided and read-only arrays, float16, bool, integer
 extremes, NaN and inf, huge and non-integer sizes, ragged lists. Each call must
 
-- return a result (shape and dtype as SPEC.md says; for max and average
+- return a result (shape and dtype as docs/SPEC.md says; for max and average
   pooling on small input, the brute-force reference's values), or
 - raise ``ValueError`` or ``TypeError`` with a message (a layer's backward
   before its forward included);

@@ -1,4 +1,4 @@
-"""LP pooling (SPEC sections 2 to 5): ``(sum of x**p over each window) ** (1/p)``.
+"""LP pooling (docs/SPEC.md sections 2 to 5): ``(sum of x**p over each window) ** (1/p)``.
 
 Against PyTorch 2.13 CPU's ``lp_pool1d/2d/3d`` and ``LPPool1d/2d/3d`` wherever PyTorch's
 result is finite, and against the brute-force loops of ``reference.py`` for the rest:

@@ -1,5 +1,5 @@
 """The worked examples of the seed documents (MyGrad, Lucid, tinyml, NumPyNet,
-d2l), with the numbers they print, wherever they agree with SPEC.md."""
+d2l), with the numbers they print, wherever they agree with docs/SPEC.md."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_lucid_unpadded_example():
 def test_lucid_padded_example_follows_the_output_formula():
     """Lucid prints a 3x3 output for a 3x3 input, kernel 2, stride 1, padding 1.
 
-    The output-length formula of SPEC section 1 (and PyTorch) gives
+    The output-length formula of docs/SPEC.md section 1 (and PyTorch) gives
     (3 + 2 - 2) // 1 + 1 = 4 per axis, so poolnd returns 4x4 and Lucid's
     printed output is not followed. The values are checked against the
     reference, with padding acting as -inf.

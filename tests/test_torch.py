@@ -1,4 +1,4 @@
-"""poolnd against PyTorch's CPU pooling (SPEC section 6), over random 1-, 2- and 3-d geometries.
+"""poolnd against PyTorch's CPU pooling (docs/SPEC.md section 7), random 1-, 2- and 3-d geometries.
 
 Only geometries PyTorch accepts are drawn: padding at most half the (undilated) kernel,
 every output length >= 1. PyTorch computes on a contiguous (planes, 1, *spatial) copy,
@@ -28,7 +28,7 @@ NDIMS = pytest.mark.parametrize("n", [1, 2, 3])
 
 
 def out_len(length, k, s, p, d, ceil_mode):
-    """PyTorch's output length for one axis (SPEC section 1)."""
+    """PyTorch's output length for one axis (docs/SPEC.md section 1)."""
     e = d * (k - 1) + 1
     out = (length + 2 * p - e + (s - 1 if ceil_mode else 0)) // s + 1
     if ceil_mode and (out - 1) * s >= length + p:
@@ -38,7 +38,7 @@ def out_len(length, k, s, p, d, ceil_mode):
 
 def every_window_meets_input(length, k, s, p, d, out):
     # With dilation a window can straddle the whole input; PyTorch then returns -inf with an
-    # out-of-range index, where SPEC asks for a ValueError, so such geometries are not compared.
+    # out-of-range index, docs/SPEC.md asks a ValueError, so such geometries are not compared.
     return all(any(0 <= i * s - p + j * d < length for j in range(k)) for i in range(out))
 
 
@@ -148,7 +148,7 @@ LAYOUTS = ("contiguous", "reversed", "strided", "fortran", "readonly")
 
 
 def with_layout(x, layout):
-    """The same values as x, in a memory layout poolnd must accept (SPEC section 2)."""
+    """The same values as x, in a memory layout poolnd must accept (docs/SPEC.md section 2)."""
     if layout == "reversed":
         return np.flip(np.flip(x).copy())
     if layout == "strided":
@@ -248,7 +248,7 @@ def assert_identical(actual, expected):
 
 
 def assert_close(actual, expected):
-    """SPEC section 6 tolerances (1e-6 in float32, 1e-12 in float64), relative to the terms.
+    """docs/SPEC.md section 7 tolerances (1e-6 in float32, 1e-12 in float64), relative to the terms.
 
     PyTorch sums float32 windows in float32, so a sum that cancels is only good to rounding
     of its terms' magnitudes: the bound grows with `expected.scale`, not just the result.
@@ -393,7 +393,7 @@ def test_avg_pool_backward_equals_torch_autograd(n, data, options):
     geo, x = data.draw(cases(n, dilated=False))
     grad = normals_like(data.draw, x.shape[:-n] + geo.out_spatial, x.dtype)
     _, want = torch_avg(x, geo, count_include_pad, divisor_override, grad)
-    # Positional, in the forward's order (SPEC section 3): dilation sits after padding.
+    # Positional, in the forward's order (docs/SPEC.md section 3): dilation sits after padding.
     got = poolnd.avg_pool_backward(
         grad,
         x.shape,

@@ -1,4 +1,4 @@
-"""Max-unpooling (SPEC sections 2 to 5).
+"""Max-unpooling (docs/SPEC.md sections 2 to 6).
 
 Against PyTorch 2.13 CPU with indices that do not repeat (PyTorch keeps whichever
 repeated value it writes last, poolnd sums them), and against the brute-force loops

@@ -2,7 +2,7 @@
 
 The functional ops and the layers call :func:`plan_pool` and nothing else to
 learn which axes are pooled, how long the output is and where each window
-sits. Every argument error of SPEC §1 and §5 is raised here, before any work.
+sits. Every argument error of docs/SPEC.md §1 and §6 is raised here, before any work.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ __all__ = [
 ]
 
 
-class _Saved:
+class SavedForwards:
     """The state of each forward that awaits its backward, newest last.
 
     A layer used twice in one pass (``y = pool(conv2(pool(conv1(x))))``) keeps
@@ -131,7 +131,7 @@ class _Saved:
         return pending[-1]
 
     def backward(self, grad_output):
-        """The gradient for the newest forward not yet answered (see :class:`_Saved`)."""
+        """The gradient for the newest forward not yet answered (see :class:`SavedForwards`)."""
         state = self._newest()
         grad = self._backward(grad_output, *state)
         # forgotten only once answered: a backward that raises leaves the layer as it was
@@ -152,7 +152,7 @@ class _Saved:
                 f"max_pending={self.max_pending} are kept)")
 
 
-class _Pool(_Saved):
+class _Pool(SavedForwards):
     """What every pooling layer shares: geometry, axes, the state of pending forwards."""
 
     _n: int | None = None  # pooled axes fixed by the class name (MaxPool2d: 2)

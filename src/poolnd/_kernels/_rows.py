@@ -58,7 +58,7 @@ GENERIC = len(LITERAL_SHAPES)
 
 
 @njit(inline="always")
-def _wins(v, best, reduction):
+def beats(v, best, reduction):
     # v != v is the NaN test (it folds away for integers)
     if reduction == MAX_OMIT_NAN:
         return (v > best) | ((best != best) & (v == v))
@@ -75,7 +75,7 @@ def _merge(acc, codes, i, v, tap_code, with_positions, reduction):
     if reduction == SUM:
         acc[i] = held + v
         return
-    wins = _wins(v, held, reduction)
+    wins = beats(v, held, reduction)
     acc[i] = v if wins else held
     if with_positions:
         codes[i] = tap_code if wins else codes[i]
@@ -128,7 +128,7 @@ def _make_literal_loop(with_positions, reduction, shape):
                 if reduction == SUM:
                     best += v
                 else:
-                    wins = _wins(v, best, reduction)
+                    wins = beats(v, best, reduction)
                     best = v if wins else best
                     if with_positions:
                         best_code = code + tw * code_tap if wins else best_code
@@ -183,13 +183,13 @@ def _merge_three(x_0, x_1, x_2, acc_w, codes_w, n, tap_code, code_tap, with_posi
             continue
         best_code = codes_w[c] if with_positions else 0
         v = x_0[c]
-        wins = _wins(v, best, reduction)
+        wins = beats(v, best, reduction)
         best, best_code = (v, tap_code) if wins else (best, best_code)
         v = x_1[c]
-        wins = _wins(v, best, reduction)
+        wins = beats(v, best, reduction)
         best, best_code = (v, tap_code + code_tap) if wins else (best, best_code)
         v = x_2[c]
-        wins = _wins(v, best, reduction)
+        wins = beats(v, best, reduction)
         best, best_code = (v, tap_code + 2 * code_tap) if wins else (best, best_code)
         acc_w[c] = best
         if with_positions:

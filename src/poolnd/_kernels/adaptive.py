@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from ._cache import cached_kernel
-from ._rows import MAX, MAX_OMIT_NAN, _wins
+from ._rows import MAX, MAX_OMIT_NAN, beats
 
 # Taps summed in the input's own float type before the sum moves to float64.
 _BLOCK = 4096
@@ -193,7 +193,7 @@ def _max_windows(x, out, position, C, starts, ends, omit_nan, with_positions, fl
             x_row = x[b, d0 + r // n_h, h0 + r % n_h]
             for j in range(WC):
                 v = x_row[j]
-                wins = _wins(v, col_best[j], reduction)  # a select: it vectorises
+                wins = beats(v, col_best[j], reduction)  # a select: it vectorises
                 col_best[j] = v if wins else col_best[j]
                 col_row[j] = r if wins else col_row[j]
         for ow in range(OW):
@@ -226,7 +226,7 @@ def _winning_tap(col_best, col_row, c, C, w0, w1, w_bits, reduction):
     best = col_best[w0 * C + c]
     for i_w in range(w0 + 1, w1):
         v = col_best[i_w * C + c]
-        best = v if _wins(v, best, reduction) else best
+        best = v if beats(v, best, reduction) else best
     if best == best:
         last = np.int64(1) << 62
         at = last

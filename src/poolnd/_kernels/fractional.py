@@ -10,7 +10,7 @@ a NaN always wins, so the last NaN is chosen: the rules of max pooling.
 from numba import njit
 
 from ._cache import cached_kernel
-from ._rows import MAX, _wins
+from ._rows import MAX, beats
 
 
 @njit(inline="always")
@@ -26,7 +26,7 @@ def _fold_row(x_row, out_row, w_starts, c, kw, first):
         best = x_row[w0] if first else out_row[ow, c]
         for tw in range(kw):
             v = x_row[w0 + tw]
-            best = v if _wins(v, best, MAX) else best
+            best = v if beats(v, best, MAX) else best
         out_row[ow, c] = best
 
 

@@ -53,12 +53,12 @@ from numpy.typing import ArrayLike
 from .._geometry import check_flag, freeze, plan_pool, positive_ints
 from .._positions import flat_to_window, window_to_flat
 from ..functional import max_pool2d, max_pool_backward
-from ..nn import _Saved
+from ..nn import SavedForwards
 
 __all__ = ["MaxPool2D"]
 
 
-class MaxPool2D(_Saved):
+class MaxPool2D(SavedForwards):
     """tinyml's max pooling layer for ``(N, C, H, W)`` input (see the module's text).
 
     >>> import numpy as np
