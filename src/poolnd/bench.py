@@ -35,6 +35,7 @@ import numpy as np
 
 import poolnd
 from poolnd._kernels._cache import cached_kernel
+from poolnd._ops import OPS
 from poolnd._optional import require
 from poolnd.nn import AvgPool2d, MaxPool2d
 
@@ -234,14 +235,46 @@ def max2d_case(name: str, shape: tuple[int, ...], kernel: int, stride: int, padd
                 numpy=_numpy_max(kernel, stride, padding))
 
 
+def _table_cases(nchw: tuple[int, ...], maps: tuple[int, ...]) -> list[Case]:
+    """A row per op and geometry of poolnd's table of ops (:mod:`poolnd._ops`), 2-d:
+    max and average pooling on ``nchw``, the rest of the family on ``maps``."""
+    rows = []
+    for op in OPS:
+        shape = nchw if op.name in ("max_pool", "avg_pool") else maps
+        name = op.named(2)
+        for geometry in op.geometries:
+            args, kwargs = geometry.args, geometry.kwargs
+            label = f"{name} {geometry.label}"
+            if op.name == "max_pool" and not kwargs:
+                rows.append(max2d_case(label, shape, *args))
+                continue
+            torch_kwargs = kwargs if geometry.torch_kwargs is None else geometry.torch_kwargs
+            if op.takes_indices:
+                poolnd_maker, torch_maker = _poolnd_unpool(*args), _torch_unpool(*args)
+            else:
+                poolnd_maker = _call(getattr(poolnd, name), *args, **kwargs)
+                torch_maker = _torch_op(name, *args, **torch_kwargs)
+            numpy_maker = None
+            if op.name == "avg_pool":
+                numpy_maker = _numpy_avg(*args)
+            elif op.name == "adaptive_avg_pool" and args == (1,):
+                numpy_maker = _numpy_mean
+            rows.append(Case(label, shape, "float32", poolnd=poolnd_maker,
+                             torch=torch_maker if op.torch else None, numpy=numpy_maker))
+    return rows
+
+
+def _numpy_mean(lib: Any, x: np.ndarray) -> Runner:
+    return partial(np.mean, x, axis=(-2, -1), keepdims=True)
+
+
 def cases(quick: bool = False) -> list[Case]:
     """The benchmark's cases; ``quick`` shrinks the inputs."""
     nchw = QUICK_NCHW if quick else NCHW
     # the rest of the family, on feature maps of a ResNet's first block
     maps = (2, 64, 56, 56) if quick else (32, 64, 56, 56)
     return [
-        max2d_case("max_pool2d k2 s2", nchw, 2, 2),
-        max2d_case("max_pool2d k3 s2 p1", nchw, 3, 2, 1),
+        *_table_cases(nchw, maps),
         max2d_case(BATCH_ONE, (1, 64, 56, 56), 3, 2, 1),
         Case("max_pool k3 s2 p1, NHWC axes=(1, 2)",
              (1, 112, 112, 64) if quick else (32, 112, 112, 64), "float32",
@@ -254,12 +287,6 @@ def cases(quick: bool = False) -> list[Case]:
         Case("max_pool1d k4", (4, 128, 4096) if quick else (64, 128, 4096), "float32",
              poolnd=_call(poolnd.max_pool1d, 4), torch=_torch_op("max_pool1d", 4),
              mygrad=_mygrad_max((4,), 4), numpy=_numpy_max(4, 4, axes=(-1,))),
-        Case("avg_pool2d k3 s2 p1", nchw, "float32",
-             poolnd=_call(poolnd.avg_pool2d, 3, 2, 1), torch=_torch_op("avg_pool2d", 3, 2, 1),
-             numpy=_numpy_avg(3, 2, 1)),
-        Case("max_pool2d k3 s2 p1 +indices", nchw, "float32",
-             poolnd=_call(poolnd.max_pool2d, 3, 2, 1, return_indices=True),
-             torch=_torch_op("max_pool2d", 3, 2, 1, return_indices=True)),
         Case("MaxPool2d k2 fwd+bwd", nchw, "float32",
              poolnd=_poolnd_layer_step(MaxPool2d, 2), torch=_torch_layer_step("MaxPool2d", 2),
              mygrad=_mygrad_max_step((2, 2), 2)),
@@ -280,29 +307,9 @@ def cases(quick: bool = False) -> list[Case]:
              torch=_torch_op("max_pool2d", 15, 1, 7), numpy=_numpy_max(15, 1, 7)),
         max2d_case("max_pool2d k3 s2 p1 float64", nchw, 3, 2, 1, dtype="float64"),
         max2d_case("max_pool2d k3 s2 p1 uint8", nchw, 3, 2, 1, dtype="uint8"),
-        Case("adaptive_max_pool2d 7x7", maps, "float32",
-             poolnd=_call(poolnd.adaptive_max_pool2d, 7),
-             torch=_torch_op("adaptive_max_pool2d", 7)),
-        Case("adaptive_max_pool2d 7x7 +indices", maps, "float32",
-             poolnd=_call(poolnd.adaptive_max_pool2d, 7, True),
-             torch=_torch_op("adaptive_max_pool2d", 7, True)),
-        Case("adaptive_avg_pool2d 7x7", maps, "float32",
-             poolnd=_call(poolnd.adaptive_avg_pool2d, 7),
-             torch=_torch_op("adaptive_avg_pool2d", 7)),
-        Case("global average: adaptive_avg_pool2d 1", maps, "float32",
-             poolnd=_call(poolnd.adaptive_avg_pool2d, 1),
-             torch=_torch_op("adaptive_avg_pool2d", 1),
-             numpy=lambda lib, x: partial(np.mean, x, axis=(-2, -1), keepdims=True)),
         Case("AdaptiveMaxPool2d 7x7 fwd+bwd", maps, "float32",
              poolnd=_poolnd_layer_step(poolnd.nn.AdaptiveMaxPool2d, 7),
              torch=_torch_layer_step("AdaptiveMaxPool2d", 7)),
-        Case("lp_pool2d p2 k2", maps, "float32",
-             poolnd=_call(poolnd.lp_pool2d, 2, 2), torch=_torch_op("lp_pool2d", 2, 2)),
-        Case("fractional_max_pool2d k2 ratio 0.5", maps, "float32",
-             poolnd=_call(poolnd.fractional_max_pool2d, 2, output_ratio=0.5),
-             torch=_torch_op("fractional_max_pool2d", 2, output_ratio=(0.5, 0.5))),
-        Case("max_unpool2d k2", maps, "float32", poolnd=_poolnd_unpool(2),
-             torch=_torch_unpool(2)),
     ]
 
 
