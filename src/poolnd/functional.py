@@ -7,7 +7,13 @@ kernels) or the Dask one; every argument is checked there, before any work.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
 from ._backends import backend_for
+from ._types import Axes, FunctionT, NanPolicy, OutputSize, Padding, Ratio, Seed, Shape, Size
 
 __all__ = [
     "adaptive_avg_pool",
@@ -47,8 +53,10 @@ __all__ = [
 ]
 
 
-def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, axes=None,
-             return_indices=False, nan_policy="propagate"):
+def max_pool(x: ArrayLike, kernel_size: Size, stride: Size | None = None, padding: Padding = 0,
+             dilation: Size = 1, ceil_mode: bool = False, *, axes: Axes = None,
+             return_indices: bool = False,
+             nan_policy: NanPolicy = "propagate") -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Max pooling over N axes of an array of any real dtype.
 
     >>> import numpy as np, poolnd
@@ -88,8 +96,10 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
         op="max_pool")
 
 
-def max_pool_backward(grad_output, indices, input_shape, kernel_size, stride=None, padding=0,
-                      dilation=1, ceil_mode=False, *, axes=None):
+def max_pool_backward(grad_output: ArrayLike, indices: ArrayLike, input_shape: Shape,
+                      kernel_size: Size, stride: Size | None = None, padding: Padding = 0,
+                      dilation: Size = 1, ceil_mode: bool = False, *,
+                      axes: Axes = None) -> np.ndarray:
     """Gradient of :func:`max_pool` with respect to its input.
 
     Each output's gradient is added to the input element its index names;
@@ -108,8 +118,10 @@ def max_pool_backward(grad_output, indices, input_shape, kernel_size, stride=Non
         op="max_pool_backward")
 
 
-def avg_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-             count_include_pad=True, divisor_override=None, *, axes=None, dtype=None):
+def avg_pool(x: ArrayLike, kernel_size: Size, stride: Size | None = None, padding: Padding = 0,
+             dilation: Size = 1, ceil_mode: bool = False, count_include_pad: bool = True,
+             divisor_override: int | None = None, *, axes: Axes = None,
+             dtype: DTypeLike | None = None) -> np.ndarray:
     """Average pooling over N axes.
 
     >>> import numpy as np, poolnd
@@ -130,9 +142,10 @@ def avg_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
         axes, dtype, op="avg_pool")
 
 
-def avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, dilation=1,
-                      ceil_mode=False, count_include_pad=True, divisor_override=None, *,
-                      axes=None):
+def avg_pool_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size: Size,
+                      stride: Size | None = None, padding: Padding = 0, dilation: Size = 1,
+                      ceil_mode: bool = False, count_include_pad: bool = True,
+                      divisor_override: int | None = None, *, axes: Axes = None) -> np.ndarray:
     """Gradient of :func:`avg_pool`: each input element gets ``grad / divisor`` of every
     window that holds it.
 
@@ -146,7 +159,8 @@ def avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, paddin
         count_include_pad, divisor_override, axes, op="avg_pool_backward")
 
 
-def _pytorch_named(fn, name: str, n: int, what: str, full: str, note: str = ""):
+def _pytorch_named(fn: FunctionT, name: str, n: int, what: str, full: str,
+                   note: str = "") -> FunctionT:
     """``fn``, the wrapper for N = ``n``, named as in PyTorch, its doc pointing at ``full``."""
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = (f"{what} over the last {n} axes (or ``axes``), in PyTorch's argument order."
@@ -154,11 +168,13 @@ def _pytorch_named(fn, name: str, n: int, what: str, full: str, note: str = ""):
     return fn
 
 
-def _max_pool_fixed(n: int):
+def _max_pool_fixed(n: int) -> Callable[..., np.ndarray | tuple[np.ndarray, np.ndarray]]:
     name = f"max_pool{n}d"
 
-    def pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-             return_indices=False, *, axes=None, nan_policy="propagate"):
+    def pool(x: ArrayLike, kernel_size: Size, stride: Size | None = None, padding: Padding = 0,
+             dilation: Size = 1, ceil_mode: bool = False, return_indices: bool = False, *,
+             axes: Axes = None,
+             nan_policy: NanPolicy = "propagate") -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         return backend_for(x).max_pool(
             x, kernel_size, stride, padding, dilation, ceil_mode, axes, return_indices, nan_policy,
             op=name, n=n)
@@ -166,11 +182,13 @@ def _max_pool_fixed(n: int):
     return _pytorch_named(pool, name, n, "Max pooling", "max_pool")
 
 
-def _avg_pool_fixed(n: int):
+def _avg_pool_fixed(n: int) -> Callable[..., np.ndarray]:
     name = f"avg_pool{n}d"
 
-    def pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-             divisor_override=None, *, dilation=1, axes=None, dtype=None):
+    def pool(x: ArrayLike, kernel_size: Size, stride: Size | None = None, padding: Padding = 0,
+             ceil_mode: bool = False, count_include_pad: bool = True,
+             divisor_override: int | None = None, *, dilation: Size = 1, axes: Axes = None,
+             dtype: DTypeLike | None = None) -> np.ndarray:
         return backend_for(x).avg_pool(
             x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
             divisor_override, axes, dtype, op=name, n=n)
@@ -184,8 +202,10 @@ max_pool1d, max_pool2d, max_pool3d = (_max_pool_fixed(n) for n in (1, 2, 3))
 avg_pool1d, avg_pool2d, avg_pool3d = (_avg_pool_fixed(n) for n in (1, 2, 3))
 
 
-def adaptive_max_pool(x, output_size, *, axes=None, return_indices=False,
-                      nan_policy="propagate"):
+def adaptive_max_pool(
+    x: ArrayLike, output_size: OutputSize, *, axes: Axes = None, return_indices: bool = False,
+    nan_policy: NanPolicy = "propagate",
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Adaptive max pooling: pool N axes of ``x`` down to ``output_size``, PyTorch's windows.
 
     >>> import numpy as np, poolnd
@@ -218,7 +238,8 @@ def adaptive_max_pool(x, output_size, *, axes=None, return_indices=False,
         x, output_size, axes, return_indices, nan_policy, op="adaptive_max_pool")
 
 
-def adaptive_max_pool_backward(grad_output, indices, input_shape, output_size, *, axes=None):
+def adaptive_max_pool_backward(grad_output: ArrayLike, indices: ArrayLike, input_shape: Shape,
+                               output_size: OutputSize, *, axes: Axes = None) -> np.ndarray:
     """Gradient of :func:`adaptive_max_pool`: each output's gradient goes to its maximum.
 
     Where windows overlap, contributions add up, in output order.
@@ -235,7 +256,7 @@ def adaptive_max_pool_backward(grad_output, indices, input_shape, output_size, *
         grad_output, indices, input_shape, output_size, axes, op="adaptive_max_pool_backward")
 
 
-def adaptive_avg_pool(x, output_size, *, axes=None):
+def adaptive_avg_pool(x: ArrayLike, output_size: OutputSize, *, axes: Axes = None) -> np.ndarray:
     """Adaptive average pooling: pool N axes of ``x`` down to ``output_size``.
 
     >>> import numpy as np, poolnd
@@ -253,7 +274,8 @@ def adaptive_avg_pool(x, output_size, *, axes=None):
     return backend_for(x).adaptive_avg_pool(x, output_size, axes, op="adaptive_avg_pool")
 
 
-def adaptive_avg_pool_backward(grad_output, input_shape, output_size, *, axes=None):
+def adaptive_avg_pool_backward(grad_output: ArrayLike, input_shape: Shape,
+                               output_size: OutputSize, *, axes: Axes = None) -> np.ndarray:
     """Gradient of :func:`adaptive_avg_pool`: each input element gets ``grad / count``
     of every window that holds it.
 
@@ -265,20 +287,22 @@ def adaptive_avg_pool_backward(grad_output, input_shape, output_size, *, axes=No
         grad_output, input_shape, output_size, axes, op="adaptive_avg_pool_backward")
 
 
-def _adaptive_max_pool_fixed(n: int):
+def _adaptive_max_pool_fixed(n: int) -> Callable[..., np.ndarray | tuple[np.ndarray, np.ndarray]]:
     name = f"adaptive_max_pool{n}d"
 
-    def pool(x, output_size, return_indices=False, *, axes=None, nan_policy="propagate"):
+    def pool(x: ArrayLike, output_size: OutputSize, return_indices: bool = False, *,
+             axes: Axes = None,
+             nan_policy: NanPolicy = "propagate") -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         return backend_for(x).adaptive_max_pool(
             x, output_size, axes, return_indices, nan_policy, op=name, n=n)
 
     return _pytorch_named(pool, name, n, "Adaptive max pooling", "adaptive_max_pool")
 
 
-def _adaptive_avg_pool_fixed(n: int):
+def _adaptive_avg_pool_fixed(n: int) -> Callable[..., np.ndarray]:
     name = f"adaptive_avg_pool{n}d"
 
-    def pool(x, output_size, *, axes=None):
+    def pool(x: ArrayLike, output_size: OutputSize, *, axes: Axes = None) -> np.ndarray:
         return backend_for(x).adaptive_avg_pool(x, output_size, axes, op=name, n=n)
 
     return _pytorch_named(pool, name, n, "Adaptive average pooling", "adaptive_avg_pool")
@@ -292,7 +316,8 @@ adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d = (
     _adaptive_avg_pool_fixed(n) for n in (1, 2, 3))
 
 
-def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, axes=None):
+def lp_pool(x: ArrayLike, norm_type: float, kernel_size: Size, stride: Size | None = None,
+            ceil_mode: bool = False, *, axes: Axes = None) -> np.ndarray:
     """LP pooling over N axes: ``(sum of x**p over each window) ** (1/p)``, ``p = norm_type``.
 
     >>> import numpy as np, poolnd
@@ -322,8 +347,9 @@ def lp_pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, axes=Non
     return backend_for(x).lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, op="lp_pool")
 
 
-def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, ceil_mode=False, *,
-                     axes=None):
+def lp_pool_backward(grad_output: ArrayLike, x: ArrayLike, norm_type: float, kernel_size: Size,
+                     stride: Size | None = None, ceil_mode: bool = False, *,
+                     axes: Axes = None) -> np.ndarray:
     """Gradient of :func:`lp_pool` with respect to ``x`` (PyTorch's autograd values).
 
     Each element gets ``grad * out / s * x**(p-1)`` from every window that holds
@@ -340,10 +366,11 @@ def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, ceil_m
         grad_output, x, norm_type, kernel_size, stride, ceil_mode, axes, op="lp_pool_backward")
 
 
-def _lp_pool_fixed(n: int):
+def _lp_pool_fixed(n: int) -> Callable[..., np.ndarray]:
     name = f"lp_pool{n}d"
 
-    def pool(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, axes=None):
+    def pool(x: ArrayLike, norm_type: float, kernel_size: Size, stride: Size | None = None,
+             ceil_mode: bool = False, *, axes: Axes = None) -> np.ndarray:
         return backend_for(x).lp_pool(
             x, norm_type, kernel_size, stride, ceil_mode, axes, op=name, n=n)
 
@@ -353,8 +380,10 @@ def _lp_pool_fixed(n: int):
 lp_pool1d, lp_pool2d, lp_pool3d = (_lp_pool_fixed(n) for n in (1, 2, 3))
 
 
-def fractional_max_pool(x, kernel_size, output_size=None, output_ratio=None, *, axes=None,
-                        return_indices=False, samples=None, rng=None):
+def fractional_max_pool(x: ArrayLike, kernel_size: Size, output_size: Size | None = None,
+                        output_ratio: Ratio | None = None, *, axes: Axes = None,
+                        return_indices: bool = False, samples: ArrayLike | None = None,
+                        rng: Seed = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Fractional max pooling over N axes: windows of ``kernel_size`` at pseudo-random starts.
 
     >>> import numpy as np, poolnd
@@ -392,8 +421,10 @@ def fractional_max_pool(x, kernel_size, output_size=None, output_ratio=None, *, 
         op="fractional_max_pool")
 
 
-def fractional_max_pool_backward(grad_output, indices, input_shape, kernel_size,
-                                 output_size=None, output_ratio=None, *, axes=None):
+def fractional_max_pool_backward(grad_output: ArrayLike, indices: ArrayLike, input_shape: Shape,
+                                 kernel_size: Size, output_size: Size | None = None,
+                                 output_ratio: Ratio | None = None, *,
+                                 axes: Axes = None) -> np.ndarray:
     """Gradient of :func:`fractional_max_pool`: each output's gradient is added to the
     input element its index names.
 
@@ -407,11 +438,13 @@ def fractional_max_pool_backward(grad_output, indices, input_shape, kernel_size,
         op="fractional_max_pool_backward")
 
 
-def _fractional_fixed(n: int):
+def _fractional_fixed(n: int) -> Callable[..., np.ndarray | tuple[np.ndarray, np.ndarray]]:
     name = f"fractional_max_pool{n}d"
 
-    def pool(x, kernel_size, output_size=None, output_ratio=None, return_indices=False, *,
-             axes=None, samples=None, rng=None):
+    def pool(x: ArrayLike, kernel_size: Size, output_size: Size | None = None,
+             output_ratio: Ratio | None = None, return_indices: bool = False, *,
+             axes: Axes = None, samples: ArrayLike | None = None,
+             rng: Seed = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         return backend_for(x).fractional_max_pool(
             x, kernel_size, output_size, output_ratio, axes, return_indices, samples, rng, op=name,
             n=n)
@@ -423,7 +456,9 @@ def _fractional_fixed(n: int):
 fractional_max_pool2d, fractional_max_pool3d = (_fractional_fixed(n) for n in (2, 3))
 
 
-def max_unpool(x, indices, kernel_size, stride=None, padding=0, output_size=None, *, axes=None):
+def max_unpool(x: ArrayLike, indices: ArrayLike, kernel_size: Size, stride: Size | None = None,
+               padding: Padding = 0, output_size: Size | None = None, *,
+               axes: Axes = None) -> np.ndarray:
     """Put each value of ``x`` at its flat index in zeros shaped like the pooled input.
 
     >>> import numpy as np, poolnd
@@ -457,8 +492,9 @@ def max_unpool(x, indices, kernel_size, stride=None, padding=0, output_size=None
         x, indices, kernel_size, stride, padding, output_size, axes, op="max_unpool")
 
 
-def max_unpool_backward(grad_output, indices, kernel_size, stride=None, padding=0,
-                        output_size=None, *, axes=None):
+def max_unpool_backward(grad_output: ArrayLike, indices: ArrayLike, kernel_size: Size,
+                        stride: Size | None = None, padding: Padding = 0,
+                        output_size: Size | None = None, *, axes: Axes = None) -> np.ndarray:
     """Gradient of :func:`max_unpool` with respect to ``x``: ``grad_output`` gathered at
     ``indices`` (``x``'s shape is that of ``indices``).
 
@@ -471,10 +507,12 @@ def max_unpool_backward(grad_output, indices, kernel_size, stride=None, padding=
         op="max_unpool_backward")
 
 
-def _max_unpool_fixed(n: int):
+def _max_unpool_fixed(n: int) -> Callable[..., np.ndarray]:
     name = f"max_unpool{n}d"
 
-    def unpool(x, indices, kernel_size, stride=None, padding=0, output_size=None, *, axes=None):
+    def unpool(x: ArrayLike, indices: ArrayLike, kernel_size: Size, stride: Size | None = None,
+               padding: Padding = 0, output_size: Size | None = None, *,
+               axes: Axes = None) -> np.ndarray:
         return backend_for(x, indices).max_unpool(
             x, indices, kernel_size, stride, padding, output_size, axes, op=name, n=n)
 

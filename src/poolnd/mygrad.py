@@ -24,12 +24,15 @@ its backward needs (for max pooling, one byte per output for windows up to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import nn
 from ._optional import require
+from ._types import NanPolicy, Padding, Size
 
 require("mygrad", "mygrad", "poolnd.mygrad")
 
@@ -44,12 +47,12 @@ class LayerOperation(Operation):
 
     can_return_view = False  # layers always return new arrays
 
-    def __call__(self, x: Tensor, layer: Any):
+    def __call__(self, x: Tensor, layer: Any) -> np.ndarray:
         self.variables = (x,)
         self.layer = layer
         return layer(x.data)
 
-    def backward_var(self, grad, index, **kwargs):
+    def backward_var(self, grad: np.ndarray, index: int, **kwargs: Any) -> np.ndarray:
         x = self.variables[index]
         return self.layer.backward(grad).astype(x.dtype, copy=False)
 
@@ -59,21 +62,22 @@ class MaxPoolOperation(LayerOperation):
     float64 and rounds once to ``x``'s dtype; so does this, so that ``x.grad`` is
     bit-for-bit MyGrad's. Windows that do not overlap need no sums."""
 
-    def backward_var(self, grad, index, **kwargs):
+    def backward_var(self, grad: np.ndarray, index: int, **kwargs: Any) -> np.ndarray:
         plan = self.layer._newest()[0]
         if any(s < d * (k - 1) + 1 for k, s, d in zip(plan.kernel, plan.stride, plan.dilation)):
             grad = np.asarray(grad, dtype=np.float64)
         return super().backward_var(grad, index, **kwargs)
 
 
-def pooled(x: Any, layer: Any, constant: bool | None = None,
+def pooled(x: Tensor | ArrayLike, layer: Any, constant: bool | None = None,
            operation: type[LayerOperation] = LayerOperation) -> Tensor:
     """``layer(x)`` as a ``mygrad.Tensor`` that back-propagates through ``layer.backward``."""
     return Tensor._op(operation, x, op_args=(layer,), constant=constant)
 
 
-def max_pool(x, pool, stride, *, padding=0, dilation=1, ceil_mode=False,
-             nan_policy="propagate", constant=None) -> Tensor:
+def max_pool(x: Tensor | ArrayLike, pool: Sequence[int], stride: Size, *, padding: Padding = 0,
+             dilation: Size = 1, ceil_mode: bool = False, nan_policy: NanPolicy = "propagate",
+             constant: bool | None = None) -> Tensor:
     """Max pooling over the last ``len(pool)`` axes of ``x``, as MyGrad's ``max_pool``.
 
     Equal to ``mygrad.nnet.layers.max_pool(x, pool, stride, constant=constant)``
@@ -91,8 +95,9 @@ def max_pool(x, pool, stride, *, padding=0, dilation=1, ceil_mode=False,
                                   nan_policy=nan_policy), constant, MaxPoolOperation)
 
 
-def avg_pool(x, pool, stride, *, padding=0, dilation=1, ceil_mode=False,
-             count_include_pad=True, divisor_override=None, constant=None) -> Tensor:
+def avg_pool(x: Tensor | ArrayLike, pool: Sequence[int], stride: Size, *, padding: Padding = 0,
+             dilation: Size = 1, ceil_mode: bool = False, count_include_pad: bool = True,
+             divisor_override: int | None = None, constant: bool | None = None) -> Tensor:
     """Average pooling over the last ``len(pool)`` axes of ``x`` (see :func:`poolnd.avg_pool`).
 
     >>> import mygrad as mg
@@ -106,7 +111,9 @@ def avg_pool(x, pool, stride, *, padding=0, dilation=1, ceil_mode=False,
                                   divisor_override, dilation=dilation), constant)
 
 
-def lp_pool(x, norm_type, pool, stride=None, *, ceil_mode=False, constant=None) -> Tensor:
+def lp_pool(x: Tensor | ArrayLike, norm_type: float, pool: Sequence[int],
+            stride: Size | None = None, *, ceil_mode: bool = False,
+            constant: bool | None = None) -> Tensor:
     """LP pooling over the last ``len(pool)`` axes of ``x`` (see :func:`poolnd.lp_pool`).
 
     >>> import mygrad as mg
@@ -116,7 +123,9 @@ def lp_pool(x, norm_type, pool, stride=None, *, ceil_mode=False, constant=None) 
     return pooled(x, nn.LPPoolNd(norm_type, pool, stride, ceil_mode), constant)
 
 
-def adaptive_max_pool(x, output_size, *, nan_policy="propagate", constant=None) -> Tensor:
+def adaptive_max_pool(x: Tensor | ArrayLike, output_size: Sequence[int | None], *,
+                      nan_policy: NanPolicy = "propagate",
+                      constant: bool | None = None) -> Tensor:
     """Adaptive max pooling of the last ``len(output_size)`` axes (see
     :func:`poolnd.adaptive_max_pool`).
 
@@ -127,7 +136,8 @@ def adaptive_max_pool(x, output_size, *, nan_policy="propagate", constant=None) 
     return pooled(x, nn.AdaptiveMaxPoolNd(output_size, nan_policy=nan_policy), constant)
 
 
-def adaptive_avg_pool(x, output_size, *, constant=None) -> Tensor:
+def adaptive_avg_pool(x: Tensor | ArrayLike, output_size: Sequence[int | None], *,
+                      constant: bool | None = None) -> Tensor:
     """Adaptive average pooling of the last ``len(output_size)`` axes; ``(1, 1)`` is
     global average pooling (see :func:`poolnd.adaptive_avg_pool`).
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._dtypes import as_real_array
 from ._families.adaptive import (
@@ -53,6 +54,7 @@ from ._geometry import (
     plan_unpool,
 )
 from ._positions import FLAT_INDEX, WINDOW_POSITION, scatter_flat
+from ._types import Axes, LayerT, NanPolicy, OutputSize, Padding, Ratio, Seed, Size
 
 __all__ = [
     "AdaptiveAvgPool1d",
@@ -100,14 +102,14 @@ class SavedForwards:
 
     training = True
 
-    def train(self, mode: bool = True):
+    def train(self: LayerT, mode: bool = True) -> LayerT:
         """Keep each forward's state for its backward (the default); returns the layer."""
         self.training = check_flag("mode", mode)
         if not self.training:
             self._pending().clear()
         return self
 
-    def eval(self):
+    def eval(self: LayerT) -> LayerT:
         """Keep nothing: for inference, where no backward follows. Returns the layer."""
         return self.train(False)
 
@@ -130,7 +132,7 @@ class SavedForwards:
             raise ValueError(self._nothing_pending())
         return pending[-1]
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: ArrayLike) -> np.ndarray:
         """The gradient for the newest forward not yet answered (see :class:`SavedForwards`)."""
         state = self._newest()
         grad = self._backward(grad_output, *state)
@@ -158,7 +160,8 @@ class _Pool(SavedForwards):
     _n: int | None = None  # pooled axes fixed by the class name (MaxPool2d: 2)
     _op = "pool"
 
-    def __init__(self, kernel_size, stride, padding, dilation, ceil_mode, axes, channels_last):
+    def __init__(self, kernel_size: Size, stride: Size | None, padding: Padding, dilation: Size,
+                 ceil_mode: bool, axes: Axes, channels_last: bool) -> None:
         axes = self._axes_from(axes, channels_last, kernel_size)
         # lists and arrays kept as tuples: checked at each forward, shown by repr, never
         # changed behind the layer's back
@@ -182,7 +185,7 @@ class _Pool(SavedForwards):
         return plan_pool(self._op, x.shape, self.kernel_size, self.stride, self.padding,
                          self.dilation, self.ceil_mode, self.axes, self._n)
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         return self.forward(x)
 
     def _arguments(self):
@@ -194,7 +197,7 @@ class _Pool(SavedForwards):
             "ceil_mode": self.ceil_mode,
         }
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         arguments = dict(self._arguments())
         if self.axes is not None:
             arguments["axes"] = self.axes
@@ -244,12 +247,14 @@ class MaxPoolNd(_MaxLayer, _Pool):
 
     _op = "MaxPoolNd"
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False, *, axes=None, channels_last=False, nan_policy="propagate"):
+    def __init__(self, kernel_size: Size, stride: Size | None = None, padding: Padding = 0,
+                 dilation: Size = 1, return_indices: bool = False, ceil_mode: bool = False, *,
+                 axes: Axes = None, channels_last: bool = False,
+                 nan_policy: NanPolicy = "propagate") -> None:
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode, axes, channels_last)
         self._keep_maxima(return_indices, nan_policy)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         x = as_real_array(x, "x")
         plan = self._plan_for(x)
         omit_nan = self.nan_policy == "omit"
@@ -272,15 +277,16 @@ class AvgPoolNd(_Pool):
 
     _op = "AvgPoolNd"
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None, *, dilation=1, axes=None,
-                 channels_last=False):
+    def __init__(self, kernel_size: Size, stride: Size | None = None, padding: Padding = 0,
+                 ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None, *, dilation: Size = 1, axes: Axes = None,
+                 channels_last: bool = False) -> None:
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode, axes, channels_last)
         self.count_include_pad = check_flag("count_include_pad", count_include_pad)
         self.divisor_override = divisor_override
         self._override = check_divisor(divisor_override)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = as_real_array(x, "x")
         plan = self._plan_for(x)
         out = avg_pool_planned(x, plan, self.count_include_pad, self._override)
@@ -300,7 +306,7 @@ class AvgPoolNd(_Pool):
         return arguments
 
 
-def _fixed(base, n: int):
+def _fixed(base: type[LayerT], n: int) -> type[LayerT]:
     name = base.__name__.replace("Nd", f"{n}d")
     return type(name, (base,), {
         "_n": n,
@@ -329,13 +335,14 @@ class LPPoolNd(_Pool):
 
     _op = "LPPoolNd"
 
-    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False, *, axes=None,
-                 channels_last=False):
+    def __init__(self, norm_type: float, kernel_size: Size, stride: Size | None = None,
+                 ceil_mode: bool = False, *, axes: Axes = None,
+                 channels_last: bool = False) -> None:
         super().__init__(kernel_size, stride, 0, 1, ceil_mode, axes, channels_last)
         self._p = check_norm_type(norm_type)
         self.norm_type = norm_type
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = as_real_array(x, "x")
         plan = self._plan_for(x)
         out, state = lp_layer_forward(x, plan, self._p)
@@ -363,8 +370,10 @@ class FractionalMaxPoolNd(_Pool):
 
     _op = "FractionalMaxPoolNd"
 
-    def __init__(self, kernel_size, output_size=None, output_ratio=None, return_indices=False,
-                 *, axes=None, channels_last=False, samples=None, rng=None):
+    def __init__(self, kernel_size: Size, output_size: Size | None = None,
+                 output_ratio: Ratio | None = None, return_indices: bool = False, *,
+                 axes: Axes = None, channels_last: bool = False,
+                 samples: ArrayLike | None = None, rng: Seed = None) -> None:
         super().__init__(kernel_size, None, 0, 1, False, axes, channels_last)
         check_fractional_output(self._op, output_size, output_ratio)
         if samples is not None and rng is not None:
@@ -379,7 +388,7 @@ class FractionalMaxPoolNd(_Pool):
         return plan_fractional(self._op, x.shape, self.kernel_size, self.output_size,
                                self.output_ratio, self.axes, self._n)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         x = as_real_array(x, "x")
         plan = self._plan_for(x)
         samples = fractional_samples(plan, x.dtype, self.samples, self._rng)
@@ -415,13 +424,16 @@ class MaxUnpoolNd(_Pool):
 
     _op = "MaxUnpoolNd"
 
-    def __init__(self, kernel_size, stride=None, padding=0, *, axes=None, channels_last=False):
+    def __init__(self, kernel_size: Size, stride: Size | None = None, padding: Padding = 0, *,
+                 axes: Axes = None, channels_last: bool = False) -> None:
         super().__init__(kernel_size, stride, padding, 1, False, axes, channels_last)
 
-    def __call__(self, x, indices, output_size=None):
+    def __call__(self, x: ArrayLike, indices: ArrayLike,
+                 output_size: Size | None = None) -> np.ndarray:
         return self.forward(x, indices, output_size)
 
-    def forward(self, x, indices, output_size=None):
+    def forward(self, x: ArrayLike, indices: ArrayLike,
+                output_size: Size | None = None) -> np.ndarray:
         x = as_real_array(x, "x")
         plan = plan_unpool(self._op, x.shape, self.kernel_size, self.stride, self.padding,
                            output_size, self.axes, self._n)
@@ -449,7 +461,8 @@ MaxUnpool1d, MaxUnpool2d, MaxUnpool3d = (_fixed(MaxUnpoolNd, n) for n in (1, 2, 
 class _AdaptivePool(_Pool):
     """What the adaptive layers share: an output size instead of window arguments."""
 
-    def __init__(self, output_size, axes, channels_last):  # no kernel, stride, padding
+    def __init__(self, output_size: OutputSize, axes: Axes,
+                 channels_last: bool) -> None:  # no kernel, stride, padding
         self.output_size = freeze(output_size)
         self.axes = freeze(self._axes_from(axes, channels_last, output_size, "output_size"))
 
@@ -471,12 +484,13 @@ class AdaptiveMaxPoolNd(_MaxLayer, _AdaptivePool):
 
     _op = "AdaptiveMaxPoolNd"
 
-    def __init__(self, output_size, return_indices=False, *, axes=None, channels_last=False,
-                 nan_policy="propagate"):
+    def __init__(self, output_size: OutputSize, return_indices: bool = False, *,
+                 axes: Axes = None, channels_last: bool = False,
+                 nan_policy: NanPolicy = "propagate") -> None:
         super().__init__(output_size, axes, channels_last)
         self._keep_maxima(return_indices, nan_policy)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         x = as_real_array(x, "x")
         plan = self._plan_for(x)
         kind = FLAT_INDEX if self.return_indices else WINDOW_POSITION
@@ -496,10 +510,11 @@ class AdaptiveAvgPoolNd(_AdaptivePool):
 
     _op = "AdaptiveAvgPoolNd"
 
-    def __init__(self, output_size, *, axes=None, channels_last=False):
+    def __init__(self, output_size: OutputSize, *, axes: Axes = None,
+                 channels_last: bool = False) -> None:
         super().__init__(output_size, axes, channels_last)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = as_real_array(x, "x")
         plan = self._plan_for(x)
         out = adaptive_avg_planned(x, plan)

@@ -100,7 +100,7 @@ class Maxpool_layer:  # noqa: N801  (NumPyNet's name)
         """``(batch, out_w, out_h, c)``, or ``None`` until the input's shape is known."""
         return None if self.input_shape is None else self._out_shape
 
-    def __call__(self, previous_layer) -> Maxpool_layer:
+    def __call__(self, previous_layer: object) -> Maxpool_layer:
         """Join the layer to ``previous_layer``: NumPyNet's way of building a network."""
         shape = getattr(previous_layer, "out_shape", None)
         if shape is None:
