@@ -270,11 +270,21 @@ def _padding(padding, lengths, kernel, stride, dilation):
     return tuple(int(b) for b, _ in pairs), tuple(int(a) for _, a in pairs)
 
 
+def window_extent(kernel, dilation):
+    """The span of a dilated window, ``d*(k-1)+1`` (docs/SPEC.md section 1)."""
+    return dilation * (kernel - 1) + 1
+
+
+def window_start(out, stride, before):
+    """Where window ``out`` starts (ints or arrays): negative inside the left padding."""
+    return out * stride - before
+
+
 def _same_padding(lengths, kernel, stride, dilation):
     """TensorFlow's "same": ceil(L/s) outputs, any odd padding goes after."""
     before, after = [], []
     for length, k, s, d in zip(lengths, kernel, stride, dilation):
-        extent = d * (k - 1) + 1
+        extent = window_extent(k, d)
         out = -(-length // s)
         total = max((out - 1) * s + extent - length, 0)
         before.append(total // 2)
@@ -284,7 +294,7 @@ def _same_padding(lengths, kernel, stride, dilation):
 
 def _out_length(i, axis, length, k, s, d, before, after, ceil_mode):
     """PyTorch's output length, then the rule that every window holds an input element."""
-    extent = d * (k - 1) + 1
+    extent = window_extent(k, d)
     span = length + before + after - extent
     clash = (
         f"axis {axis} (pooled axis {i}) has length {length}, kernel_size {k}, stride {s}, "
@@ -303,7 +313,7 @@ def _out_length(i, axis, length, k, s, d, before, after, ceil_mode):
         )
     missed = _first_empty_window(length, k, s, d, before, out)
     if missed is not None:
-        start = missed * s - before
+        start = window_start(missed, s, before)
         raise ValueError(
             f"{clash}: window {missed} covers positions {start}..{start + extent - 1} "
             f"in steps of {d} and holds no input element"
@@ -321,12 +331,12 @@ def _first_empty_window(length, k, s, d, before, out):
     at or past the end holds none. Only windows starting in the left padding
     need a closer look: their first in-input tap may jump past the input.
     """
-    if before > d * (k - 1):
+    if before >= window_extent(k, d):
         return 0  # even the last tap of the first window is padding
     n_left = min(out, -(-before // s))  # windows with start < 0
     # a chunk at a time: n_left may be huge (a huge dilation and padding), the memory not
     for lo in range(0, n_left, _CHUNK):
-        starts = np.arange(lo, min(n_left, lo + _CHUNK), dtype=np.int64) * s - before
+        starts = window_start(np.arange(lo, min(n_left, lo + _CHUNK), dtype=np.int64), s, before)
         first_tap = (-starts + d - 1) // d
         holds = (first_tap <= k - 1) & (starts + first_tap * d <= length - 1)
         if not holds.all():

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _parallel
 from ._dtypes import as_array, compute_dtype, float_dtype
-from ._geometry import PoolPlan, check_grad
+from ._geometry import PoolPlan, check_grad, window_start
 from ._kernels import unpool as _unpool_kernels
 from ._layout import from_canonical, new_input_like, run_planes, to_canonical
 
@@ -118,7 +118,7 @@ def flat_to_window(flat: np.ndarray, plan: PoolPlan) -> np.ndarray:
     taps = np.zeros(flat.shape, np.int64)
     positions = np.unravel_index(flat, plan.lengths)
     for i, grid in enumerate(_output_grid(plan)):
-        start = grid * plan.stride[i] - plan.pad_before[i]
+        start = window_start(grid, plan.stride[i], plan.pad_before[i])
         taps = taps * plan.kernel[i] + (positions[i] - start) // plan.dilation[i]
     return taps.astype(position_dtype(WINDOW_POSITION, plan.window_size))
 
@@ -127,6 +127,7 @@ def window_to_flat(taps: np.ndarray, plan: PoolPlan) -> np.ndarray:
     per_axis = np.unravel_index(taps, plan.kernel)
     flat = np.zeros(taps.shape, np.int64)
     for i, grid in enumerate(_output_grid(plan)):
-        position = grid * plan.stride[i] - plan.pad_before[i] + per_axis[i] * plan.dilation[i]
+        start = window_start(grid, plan.stride[i], plan.pad_before[i])
+        position = start + per_axis[i] * plan.dilation[i]
         flat = flat * plan.lengths[i] + position
     return flat

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import nn
+from ._geometry import window_extent
 from ._optional import require
 from ._types import NanPolicy, Padding, Size
 
@@ -64,7 +65,8 @@ class MaxPoolOperation(LayerOperation):
 
     def backward_var(self, grad: np.ndarray, index: int, **kwargs: Any) -> np.ndarray:
         plan = self.layer._newest()[0]
-        if any(s < d * (k - 1) + 1 for k, s, d in zip(plan.kernel, plan.stride, plan.dilation)):
+        extents = map(window_extent, plan.kernel, plan.dilation)
+        if any(s < e for s, e in zip(plan.stride, extents)):  # windows overlap
             grad = np.asarray(grad, dtype=np.float64)
         return super().backward_var(grad, index, **kwargs)
 

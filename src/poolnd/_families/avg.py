@@ -7,7 +7,15 @@ import math
 import numpy as np
 
 from .._dtypes import as_real_array, avg_dtypes, compute_dtype, float_dtype
-from .._geometry import PoolPlan, check_divisor, check_flag, check_grad, check_shape, plan_pool
+from .._geometry import (
+    PoolPlan,
+    check_divisor,
+    check_flag,
+    check_grad,
+    check_shape,
+    plan_pool,
+    window_start,
+)
 from .._kernels import _rows
 from .._kernels.avg import avg_pool_backward as _avg_backward_kernel
 from .._layout import (
@@ -35,7 +43,7 @@ def divisors(lengths, geometry, include_pad: bool, override: int):
     factors = []
     for length, k, s, d, pad, pad_after, n_out in zip(lengths, kernel, stride, dilation, before,
                                                       after, outs):
-        start = np.arange(n_out) * s - pad
+        start = window_start(np.arange(n_out), s, pad)
         last_inside = np.minimum(k, (length - 1 - start) // d + 1)
         if override:
             count = np.ones(n_out)
