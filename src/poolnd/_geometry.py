@@ -107,7 +107,7 @@ def _plan_cached(op, shape, kernel_size, stride, padding, dilation, ceil_mode, a
     kernel = positive_ints("kernel_size", kernel_size, ndim_pooled)
     stride = kernel if stride is None else positive_ints("stride", stride, ndim_pooled)
     dilation = positive_ints("dilation", dilation, ndim_pooled)
-    pad_before, pad_after = _padding(padding, lengths, kernel, stride, dilation)
+    pad_before, pad_after = _padding_pairs(padding, lengths, kernel, stride, dilation)
 
     out_lengths = []
     for i in range(ndim_pooled):
@@ -241,7 +241,7 @@ def _int64(name, value, v) -> int:
     return v
 
 
-def _padding(padding, lengths, kernel, stride, dilation):
+def _padding_pairs(padding, lengths, kernel, stride, dilation):
     """(before, after) padding per axis from any accepted spelling of ``padding``."""
     ndim = len(lengths)
     if isinstance(padding, str):
@@ -671,7 +671,7 @@ def _plan_unpool_cached(op, shape, kernel_size, stride, padding, output_size, ax
         raise ValueError(f"{op}: padding={padding!r} needs the pooled input's length; give "
                          f"numeric padding, or output_size")
     ones = (1,) * ndim_pooled
-    before, after = _padding(padding, lengths, kernel, stride, ones)
+    before, after = _padding_pairs(padding, lengths, kernel, stride, ones)
     default = tuple((length - 1) * s + k - b - a
                     for length, k, s, b, a in zip(lengths, kernel, stride, before, after))
     sizes = default if output_size is None else _unpool_sizes(op, output_size, shape, axes)

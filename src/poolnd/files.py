@@ -634,7 +634,7 @@ def _sizes(values):
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def _padding(values: list[str]):
+def _parse_padding(values: list[str]):
     if len(values) == 1 and values[0] in ("same", "valid"):
         return values[0]
     parsed = []
@@ -689,7 +689,7 @@ def run_pool(args) -> int:
         y = poolnd.lp_pool(x, args.norm_type, kernel, stride, args.ceil_mode, axes=axes)
     else:
         op = poolnd.max_pool if args.op == "max" else poolnd.avg_pool
-        y = op(x, kernel, stride, _padding(args.padding), _sizes(args.dilation),
+        y = op(x, kernel, stride, _parse_padding(args.padding), _sizes(args.dilation),
                args.ceil_mode, axes=axes)
     runner = _Runner(args.scheduler, not args.no_progress)
     try:
