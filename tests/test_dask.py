@@ -5,6 +5,7 @@ worker processes (one per module) and compare with the NumPy path bit for
 bit: values, dtypes, global indices and errors alike.
 """
 
+import itertools
 import logging
 import os
 import signal
@@ -153,6 +154,140 @@ def test_four_pooled_axes_large_windows_and_channels_last(client, chunks):
                 kwargs = {k: v for k, v in kwargs.items() if k != "count_include_pad"}
             np.testing.assert_array_equal(client.compute(op(dx, **kwargs), sync=True),
                                           op(x, **kwargs))
+
+
+@st.composite
+def adaptive_cases(draw):
+    """An input with its chunks and an adaptive pooling call's arguments.
+
+    Output sizes run past the axis's length (windows then overlap) and may be
+    ``None``; chunks may be smaller than a window. Floats may hold NaN, ties
+    and signed zeros (the max's first-maximum and NaN rules).
+    """
+    n = draw(st.integers(1, 3))
+    n_batch = draw(st.integers(0, 2))
+    ndim = n + n_batch
+    axes = tuple(draw(st.permutations(range(ndim)))[:n])
+    axes = tuple(sorted(axes)) if draw(st.booleans()) else axes
+    shape = [draw(st.integers(1, 3)) for _ in range(ndim)]
+    for axis in axes:
+        shape[axis] = draw(st.integers(1, 13))
+    dtype = draw(st.sampled_from(["float32", "float64", "float16", "int16", "uint8"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if dtype in ("int16", "uint8"):
+        x = rng.integers(0, 50, size=shape).astype(dtype)
+    else:
+        x = rng.standard_normal(shape) * 10
+        if draw(st.booleans()):
+            x = np.round(x / 5)  # ties and -0.0
+        x[rng.random(shape) < draw(st.sampled_from([0, 0.3, 1]))] = np.nan
+        x = x.astype(dtype)
+    chunks = tuple(draw(chunkings(length, 3 if axis in axes else 1))
+                   for axis, length in enumerate(shape))
+    output_size = tuple(draw(st.none() | st.integers(1, 20)) for _ in range(n))
+    if draw(st.booleans()) and None not in output_size:
+        output_size = output_size[0]  # a bare int: every pooled axis alike
+    return x, chunks, output_size, axes
+
+
+def _refused_as_global(chunks, output_size, axes, shape):
+    """Global pooling of pooled axes in several chunks: refused, not read in one task."""
+    sizes = output_size if isinstance(output_size, tuple) else (output_size,) * len(axes)
+    outs = [shape[a] if s is None else s for s, a in zip(sizes, axes)]
+    return all(o == 1 for o in outs) and any(
+        sum(1 for c in chunks[a] if c) > 1 for a in axes)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=adaptive_cases(), nan_policy=st.sampled_from(["propagate", "omit"]),
+       return_indices=st.booleans())
+def test_adaptive_max_pool_of_dask_equals_numpy(client, case, nan_policy, return_indices):
+    x, chunks, output_size, axes = case
+    kwargs = dict(axes=axes, return_indices=return_indices, nan_policy=nan_policy)
+    dx = da.from_array(x, chunks=chunks)
+    if _refused_as_global(chunks, output_size, axes, x.shape):
+        with pytest.raises(TypeError, match="global pooling"):
+            poolnd.adaptive_max_pool(dx, output_size, **kwargs)
+        return
+    _same_as_numpy(lambda: poolnd.adaptive_max_pool(x, output_size, **kwargs),
+                   lambda: poolnd.adaptive_max_pool(dx, output_size, **kwargs), client,
+                   indices=return_indices)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=adaptive_cases())
+def test_adaptive_avg_pool_of_dask_equals_numpy(client, case):
+    x, chunks, output_size, axes = case
+    dx = da.from_array(x, chunks=chunks)
+    if _refused_as_global(chunks, output_size, axes, x.shape):
+        with pytest.raises(TypeError, match="global pooling"):
+            poolnd.adaptive_avg_pool(dx, output_size, axes=axes)
+        return
+    _same_as_numpy(lambda: poolnd.adaptive_avg_pool(x, output_size, axes=axes),
+                   lambda: poolnd.adaptive_avg_pool(dx, output_size, axes=axes), client)
+
+
+@pytest.mark.parametrize("chunks", [(40, 3, 30, 20, 2), (7, 6, 11, 20, 1), (40, 2, 30, 7, 3)])
+def test_adaptive_four_pooled_axes_and_channels(client, chunks):
+    # four axes go in two stages; output sizes of 1 on some of them pick the global kernel
+    # for a stage, which the blocks must pick too (even where a block has one window)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((40, 6, 30, 20, 3)).astype(np.float32)
+    dx = da.from_array(x, chunks=chunks)
+    for output_size in ((1, 2, 1, 1), (3, 1, 1, 2), (1, 6, 1, 1), (7, 4, 9, 25)):
+        want = poolnd.adaptive_avg_pool(x, output_size, axes=(0, 1, 2, 3))
+        got = poolnd.adaptive_avg_pool(dx, output_size, axes=(0, 1, 2, 3))
+        np.testing.assert_array_equal(client.compute(got, sync=True), want)
+        values, indices = poolnd.adaptive_max_pool(dx, output_size, axes=(0, 1, 2, 3),
+                                                   return_indices=True)
+        want = poolnd.adaptive_max_pool(x, output_size, axes=(0, 1, 2, 3), return_indices=True)
+        for have, expected in zip(client.gather(client.compute([values, indices])), want):
+            np.testing.assert_array_equal(have, expected)
+
+
+def test_global_adaptive_pooling_of_dask_is_per_chunk_or_refused():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 300, 70, 3)).astype(np.float32)
+    # each pooled axis one chunk: one task per chunk. One channel per chunk still sums as
+    # the whole call does, channel by channel (one channel alone would sum in blocks)
+    dx = da.from_array(x, chunks=(1, 300, 70, 1))
+    with dask.config.set(scheduler="synchronous"):
+        np.testing.assert_array_equal(poolnd.adaptive_avg_pool(dx, 1, axes=(1, 2)).compute(),
+                                      poolnd.adaptive_avg_pool(x, 1, axes=(1, 2)))
+        np.testing.assert_array_equal(poolnd.adaptive_max_pool(dx, 1, axes=(1, 2)).compute(),
+                                      poolnd.adaptive_max_pool(x, 1, axes=(1, 2)))
+    # pooled axes in several chunks: one task would read them all
+    dx = da.from_array(x, chunks=(1, 100, 70, 3))
+    with pytest.raises(TypeError, match=r"adaptive_avg_pool2d\b.*Dask.*arr\.mean"):
+        poolnd.adaptive_avg_pool2d(dx.transpose(0, 3, 1, 2), 1)
+    with pytest.raises(TypeError, match=r"adaptive_max_pool\b.*Dask.*arr\.max"):
+        poolnd.adaptive_max_pool(dx, (1, 1), axes=(1, 2))
+
+
+def test_adaptive_blocks_read_only_the_chunks_their_windows_cover():
+    from dask.core import flatten, get_dependencies
+
+    x = np.random.default_rng(6).standard_normal((2, 96, 96)).astype(np.float32)
+    dx = da.from_array(x, chunks=(1, 16, 16))
+    output_size = (5, 40)  # windows longer than a chunk along one axis, shorter along the other
+    out = poolnd.adaptive_avg_pool(dx, output_size, axes=(1, 2))
+    plan = poolnd._geometry.plan_adaptive("adaptive_avg_pool", x.shape, output_size, (1, 2))
+    graph = dict(out.__dask_graph__())
+    bounds = [np.cumsum((0, *out.chunks[axis])) for axis in (1, 2)]
+    for key in flatten(out.__dask_keys__()):
+        _, b, i, j = key
+        want = [{b}]
+        for index, edges, starts, ends in zip((i, j), bounds, plan.starts, plan.ends):
+            # its windows are those that start in input chunk `index`
+            assert all(index * 16 <= s < (index + 1) * 16
+                       for s in starts[edges[index]:edges[index + 1]])
+            lo, hi = starts[edges[index]], ends[edges[index + 1] - 1]  # what they cover
+            want.append({c for c in range(6) if c * 16 < hi and lo < (c + 1) * 16})
+        read = {k[1:] for k in get_dependencies(graph, key)}
+        assert read == set(itertools.product(*want)), key
+    with dask.config.set(scheduler="synchronous"):
+        np.testing.assert_array_equal(out.compute(),
+                                      poolnd.adaptive_avg_pool(x, output_size, axes=(1, 2)))
 
 
 def test_named_ops_and_layers_take_dask_arrays():
@@ -309,7 +444,7 @@ def _public_calls(dx, idx, shape):
     }
 
 
-LAZY = {"max_pool", "avg_pool", "lp_pool"}
+LAZY = {"max_pool", "avg_pool", "lp_pool", "adaptive_max_pool", "adaptive_avg_pool"}
 
 
 def test_every_public_op_is_lazy_on_dask_or_refuses_it():

@@ -1,9 +1,10 @@
 """Pooling of Dask arrays: one NumPy pooling call per output block, given the halo it needs.
 
-``max_pool``, ``avg_pool`` and ``lp_pool`` send a ``dask.array.Array`` here
-(:func:`is_dask_array` looks at the type's module, so Dask is imported only
-when a Dask array arrives) and get back a lazy Dask array equal to what the
-NumPy path gives for the whole array.
+``max_pool``, ``avg_pool``, ``lp_pool``, ``adaptive_max_pool`` and
+``adaptive_avg_pool`` send a ``dask.array.Array`` here (:func:`is_dask_array`
+looks at the type's module, so Dask is imported only when a Dask array
+arrives) and get back a lazy Dask array equal to what the NumPy path gives
+for the whole array.
 
 >>> import dask.array as da, numpy as np, poolnd
 >>> x = da.from_array(np.arange(64.0).reshape(8, 8), chunks=4)
@@ -37,6 +38,16 @@ How, per pooled axis, from the global plan (``_geometry.plan_pool``):
   in blocks of ``k`` (``_kernels.running``), and this keeps those sums, and
   so the rounding, identical to the global call's.
 
+Adaptive pooling has no padding: block ``j`` holds the adaptive windows that
+start in input chunk ``j`` and reads from its first window's start to its
+last one's end (``_geometry.plan_adaptive``'s windows). The family pools the
+piece with those windows moved into it, not with the windows of the piece's
+own length; the average also takes the whole call's output lengths and inner
+batch size, which pick its kernels and so its order of summing. Global
+pooling (output size 1 everywhere) of pooled axes in several chunks would be
+one task reading all of them: it is refused (``TypeError``), as a tree
+reduction of float64 partial sums would not round as the NumPy path does.
+
 One task per output block cuts its parts out of the input chunks it needs,
 joins them and pools them: the graph holds the input's tasks and one task
 per output block. Nothing gathers the whole array.
@@ -52,15 +63,18 @@ from functools import partial
 
 import numpy as np
 
-from .._dtypes import as_real_array, avg_dtypes
+from .._dtypes import as_real_array, avg_dtypes, float_dtype
+from .._families.adaptive import adaptive_avg_piece, adaptive_max_piece
 from .._families.lp import plan_lp
 from .._geometry import (
     NAN_POLICIES,
+    AdaptivePlan,
     PoolPlan,
     check_choice,
     check_divisor,
     check_flag,
     check_norm_type,
+    plan_adaptive,
     plan_pool,
 )
 from . import numpy as _numpy
@@ -146,8 +160,9 @@ def _reads(x, plan: PoolPlan, blocks: list[_AxisBlocks]):
     return reads
 
 
-def _map_blocks(x, plan: PoolPlan, pool, dtype, with_indices: bool = False):
-    """Pool every block of ``x`` with ``pool(piece, padding)``; the lazy result (and indices).
+def _map_blocks(x, plan, blocks: list[_AxisBlocks], pool, dtype, with_indices: bool = False):
+    """Pool every block of ``x`` with ``pool(piece, where)``, ``where`` the block's number
+    along each pooled axis; the lazy result (and indices).
 
     One task per output block: it cuts what it reads from each input chunk
     it needs, joins the parts and pools them.
@@ -156,13 +171,12 @@ def _map_blocks(x, plan: PoolPlan, pool, dtype, with_indices: bool = False):
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
-    blocks = [_axis_blocks(x.chunks[axis], plan, i) for i, axis in enumerate(plan.axes)]
     reads = _reads(x, plan, blocks)
     out_chunks = list(x.chunks)
     for axis, axis_blocks in zip(plan.axes, blocks):
         out_chunks[axis] = axis_blocks.out_chunks
-    tables = tuple((b.padding, b.in_starts) for b in blocks)
-    func = partial(_pool_block, pool=pool, axes=plan.axes, tables=tables,
+    func = partial(_pool_block, pool=pool, axes=plan.axes,
+                   in_starts=tuple(b.in_starts for b in blocks),
                    lengths=plan.lengths if with_indices else None)
     name = f"poolnd-{plan.op}-{tokenize(x.name, plan, pool, with_indices)}"
     layer = {}
@@ -199,16 +213,16 @@ def _join(nested, cuts, index=()):
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
 
 
-def _pool_block(nested, cuts, block_id, *, pool, axes, tables, lengths):
-    """One output block: ``pool`` with the block's own padding; global indices if asked."""
+def _pool_block(nested, cuts, block_id, *, pool, axes, in_starts, lengths):
+    """One output block: ``pool`` it; global indices if asked."""
     piece = _join(nested, cuts)
-    padding = tuple(pads[block_id[axis]] for axis, (pads, _) in zip(axes, tables))
+    where = tuple(block_id[axis] for axis in axes)
     if lengths is None:
-        return pool(piece, padding)
-    values, local = pool(piece, padding)
+        return pool(piece, where)
+    values, local = pool(piece, where)
     # flat indices within the piece -> within the pooled axes of the whole input
     coords = np.unravel_index(local, tuple(piece.shape[axis] for axis in axes))
-    offsets = tuple(starts[block_id[axis]] for axis, (_, starts) in zip(axes, tables))
+    offsets = tuple(starts[k] for starts, k in zip(in_starts, where))
     shifted = tuple(c + a for c, a in zip(coords, offsets))
     return values, np.ravel_multi_index(shifted, lengths).astype(np.int64, copy=False)
 
@@ -223,10 +237,11 @@ def max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes, return_
     check_choice("nan_policy", nan_policy, NAN_POLICIES)
     return_indices = check_flag("return_indices", return_indices)
     plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
-    pool = partial(_padded, _numpy.max_pool, op=op, kernel_size=plan.kernel, stride=plan.stride,
-                   dilation=plan.dilation, ceil_mode=ceil_mode, axes=plan.axes,
-                   return_indices=return_indices, nan_policy=nan_policy)
-    return _map_blocks(x, plan, pool, x.dtype, with_indices=return_indices)
+    blocks = _pool_blocks(x, plan)
+    pool = partial(_padded, _numpy.max_pool, _paddings(blocks), op=op, kernel_size=plan.kernel,
+                   stride=plan.stride, dilation=plan.dilation, ceil_mode=ceil_mode,
+                   axes=plan.axes, return_indices=return_indices, nan_policy=nan_policy)
+    return _map_blocks(x, plan, blocks, pool, x.dtype, with_indices=return_indices)
 
 
 def avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
@@ -237,11 +252,12 @@ def avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include
     check_divisor(divisor_override)
     plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
     result, _ = avg_dtypes(x.dtype, dtype)
-    pool = partial(_padded, _numpy.avg_pool, op=op, kernel_size=plan.kernel, stride=plan.stride,
-                   dilation=plan.dilation, ceil_mode=ceil_mode, axes=plan.axes,
-                   count_include_pad=include_pad, divisor_override=divisor_override,
-                   dtype=dtype)
-    return _map_blocks(x, plan, pool, result)
+    blocks = _pool_blocks(x, plan)
+    pool = partial(_padded, _numpy.avg_pool, _paddings(blocks), op=op, kernel_size=plan.kernel,
+                   stride=plan.stride, dilation=plan.dilation, ceil_mode=ceil_mode,
+                   axes=plan.axes, count_include_pad=include_pad,
+                   divisor_override=divisor_override, dtype=dtype)
+    return _map_blocks(x, plan, blocks, pool, result)
 
 
 def lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, *, op, n=None):
@@ -253,15 +269,103 @@ def lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, *, op, n=None):
     # LP pooling has no padding, so no block gets any: it runs as it is
     pool = partial(_unpadded, _numpy.lp_pool, norm_type, op=op, kernel_size=plan.kernel,
                    stride=plan.stride, ceil_mode=ceil_mode, axes=plan.axes)
-    return _map_blocks(x, plan, pool, result)
+    return _map_blocks(x, plan, _pool_blocks(x, plan), pool, result)
 
 
-def _padded(numpy_op, piece, padding, **arguments):
+def _pool_blocks(x, plan: PoolPlan) -> list[_AxisBlocks]:
+    return [_axis_blocks(x.chunks[axis], plan, i) for i, axis in enumerate(plan.axes)]
+
+
+def _paddings(blocks: list[_AxisBlocks]):
+    return tuple(b.padding for b in blocks)
+
+
+def _padded(numpy_op, paddings, piece, where, **arguments):
+    padding = tuple(pads[k] for pads, k in zip(paddings, where))
     return numpy_op(piece, padding=padding, **arguments)
 
 
-def _unpadded(numpy_op, norm_type, piece, padding, **arguments):
+def _unpadded(numpy_op, norm_type, piece, where, **arguments):
     return numpy_op(piece, norm_type, **arguments)
+
+
+# --------------------------------------------------------------------------- adaptive pooling
+
+
+def _adaptive_axis_blocks(chunks: tuple[int, ...], length: int, out: int) -> _AxisBlocks:
+    """The blocks of one adaptively pooled axis: block ``j`` holds the windows that start
+    in input chunk ``j`` (window ``i`` covers ``(i*L)//O`` up to ``ceil((i+1)*L/O)``) and
+    reads from its first window's start to its last one's end. No padding."""
+    starts, position = {0}, 0
+    for chunk in chunks[:-1]:
+        position += chunk
+        first = -(-position * out // length)  # the first window starting at or after position
+        if first < out:
+            starts.add(first)
+    out_starts = tuple(sorted(starts))
+    out_ends = (*out_starts[1:], out)
+    return _AxisBlocks(out_starts, out_ends,
+                       tuple(o0 * length // out for o0 in out_starts),
+                       tuple(-(-o1 * length // out) for o1 in out_ends),
+                       ((0, 0),) * len(out_starts))
+
+
+def _adaptive_blocks(x, plan: AdaptivePlan, op: str, instead: str) -> list[_AxisBlocks]:
+    """The blocks of every pooled axis; global pooling of several chunks is refused."""
+    if all(o == 1 for o in plan.out_lengths) and any(
+            sum(1 for c in x.chunks[axis] if c) > 1 for axis in plan.axes):
+        raise TypeError(
+            f"{op} to output size 1 on every pooled axis (global pooling) of a Dask array "
+            f"whose pooled axes span several chunks would read all of them in one task. "
+            f"{instead}, or rechunk so that each pooled axis is one chunk "
+            f"(arr.rechunk({{axis: -1}})): then each task reads one chunk."
+        )
+    return [_adaptive_axis_blocks(x.chunks[axis], length, out)
+            for axis, length, out in zip(plan.axes, plan.lengths, plan.out_lengths)]
+
+
+def _windows(blocks: list[_AxisBlocks], plan: AdaptivePlan):
+    """What each block needs to rebuild its windows (not the plan's arrays: an axis may
+    have very many)."""
+    return tuple((b.out_starts, b.out_ends, b.in_starts, length, out)
+                 for b, length, out in zip(blocks, plan.lengths, plan.out_lengths))
+
+
+def _adaptive_piece(family_op, windows, piece, where, **arguments):
+    """Pool one block with its windows, as ``plan_adaptive`` places them, moved into the piece."""
+    starts, ends = [], []
+    for (out_starts, out_ends, in_starts, length, out), k in zip(windows, where):
+        i = np.arange(out_starts[k], out_ends[k], dtype=np.int64)
+        starts.append(i * length // out - in_starts[k])
+        ends.append(((i + 1) * length + out - 1) // out - in_starts[k])
+    return family_op(piece, starts=tuple(starts), ends=tuple(ends), **arguments)
+
+
+def adaptive_max_pool(x, output_size, axes, return_indices, nan_policy, *, op, n=None):
+    """:func:`poolnd.adaptive_max_pool` of a Dask array: a lazy Dask array (and global
+    flat indices)."""
+    _check_dask_input(x, op)
+    return_indices = check_flag("return_indices", return_indices)
+    check_choice("nan_policy", nan_policy, NAN_POLICIES)
+    plan = plan_adaptive(op, x.shape, output_size, axes, n)
+    blocks = _adaptive_blocks(x, plan, op, "arr.max(axis=...) (arr.nanmax for nan_policy="
+                              "'omit') is a lazy tree reduction, without indices")
+    pool = partial(_adaptive_piece, adaptive_max_piece, _windows(blocks, plan), op=op,
+                   axes=plan.axes, return_indices=return_indices, nan_policy=nan_policy)
+    return _map_blocks(x, plan, blocks, pool, x.dtype, with_indices=return_indices)
+
+
+def adaptive_avg_pool(x, output_size, axes, *, op, n=None):
+    """:func:`poolnd.adaptive_avg_pool` of a Dask array: a lazy Dask array."""
+    _check_dask_input(x, op)
+    plan = plan_adaptive(op, x.shape, output_size, axes, n)
+    blocks = _adaptive_blocks(x, plan, op, "arr.mean(axis=...) is a lazy tree reduction "
+                              "(its sums may round differently in the last bits)")
+    # the whole call's output lengths and inner batch size pick the kernels (see the family)
+    pool = partial(_adaptive_piece, adaptive_avg_piece, _windows(blocks, plan), op=op,
+                   axes=plan.axes, whole_out_lengths=plan.out_lengths,
+                   whole_channels=math.prod(plan.inner_shape))
+    return _map_blocks(x, plan, blocks, pool, float_dtype(x.dtype))
 
 
 # --------------------------------------------------------------------------- not lazy yet
@@ -282,9 +386,6 @@ _COMPUTE = ("Pass arr.compute() (or a NumPy block inside arr.map_blocks) if it f
             "memory.")
 _BACKWARD = ("Backward passes of Dask arrays are not lazy yet: pass NumPy arrays "
              "(arr.compute()).")
-adaptive_max_pool = _not_lazy("adaptive_max_pool", _COMPUTE)
-adaptive_avg_pool = _not_lazy("adaptive_avg_pool", "For global average pooling, "
-                              "arr.mean(axis=...) is a lazy tree reduction; else " + _COMPUTE)
 fractional_max_pool = _not_lazy("fractional_max_pool", _COMPUTE)
 max_unpool = _not_lazy("max_unpool", _COMPUTE)
 max_pool_backward = _not_lazy("max_pool_backward", _BACKWARD)

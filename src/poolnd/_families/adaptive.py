@@ -12,6 +12,7 @@ all) and the mean come out the same.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -207,6 +208,26 @@ def adaptive_max_pool(x, output_size, axes, return_indices, nan_policy, *, op, n
     return (out, indices) if return_indices else out
 
 
+def adaptive_max_piece(x, axes, starts, ends, return_indices, nan_policy, *, op):
+    """Adaptive max pooling of ``x``, a piece of a larger call's input, with that call's
+    windows: per pooled axis (in the order of ``axes``) their ``starts`` and ``ends``
+    within the piece. Indices are flat within the piece's pooled axes. Every window's
+    maximum depends on its taps alone, so it is the whole call's. For the Dask backend;
+    trusts its arguments.
+    """
+    plan = _piece_plan(op, x.shape, axes, starts, ends)
+    kind = FLAT_INDEX if return_indices else NO_POSITION
+    out, indices = adaptive_max_planned(x, plan, kind, nan_policy == "omit")
+    return (out, indices) if return_indices else out
+
+
+def _piece_plan(op, shape, axes, starts, ends) -> AdaptivePlan:
+    """The plan of pooling ``shape`` over ``axes`` with the given windows (int64 arrays)."""
+    plan = plan_adaptive(op, shape, tuple(len(s) for s in starts), axes)
+    return dataclasses.replace(plan, starts=tuple(np.asarray(s, np.int64) for s in starts),
+                               ends=tuple(np.asarray(e, np.int64) for e in ends))
+
+
 
 
 
@@ -220,20 +241,35 @@ def adaptive_max_pool_backward(grad_output, indices, input_shape, output_size, a
 # --------------------------------------------------------------------------- average pooling
 
 
-def _avg_canonical(x, starts, ends):
+def _avg_canonical(x, starts, ends, whole=None):
     """Adaptive mean of canonical ``x`` ``(B, *L, C)``; a mean of means over a product
-    window is its mean, so more than three axes go in two stages."""
-    if len(starts) > KERNEL_AXES and any(len(s) > 1 for s in starts):
+    window is its mean, so more than three axes go in two stages.
+
+    ``whole``: when ``x`` is a piece of a larger call (the Dask backend), that
+    call's ``(out_lengths, C)``. Its shape, not the piece's, picks the stages
+    and the kernels, which sum in different orders: so a piece's means are
+    those of the whole call, bit for bit.
+    """
+    out_lengths, whole_channels = whole or (_out_lengths(starts), x.shape[-1])
+    is_global = all(o == 1 for o in out_lengths)
+    if len(starts) > KERNEL_AXES and not is_global:
         lead, batch, lengths, channels = _split(x, starts)
         tail = _avg_canonical(x.reshape(batch * math.prod(lengths[:lead]), *lengths[lead:],
-                                        channels), starts[lead:], ends[lead:])
+                                        channels), starts[lead:], ends[lead:],
+                              (out_lengths[lead:], whole_channels))
         inner = math.prod(_out_lengths(starts[lead:])) * channels
         out = _avg_canonical(tail.reshape(batch, *lengths[:lead], inner), starts[:lead],
-                             ends[:lead])
+                             ends[:lead],
+                             (out_lengths[:lead], math.prod(out_lengths[lead:]) * whole_channels))
         return out.reshape(batch, *_out_lengths(starts), channels)
     batch, channels = x.shape[0], x.shape[-1]
+    if is_global and channels == 1 < whole_channels:
+        # the whole call sums channel by channel, not in blocks as one channel alone would
+        # be: a zero channel beside this one keeps it on that path
+        two = np.concatenate([x, np.zeros_like(x)], axis=-1)
+        return _avg_canonical(two, starts, ends, whole)[..., :1]
     out = np.empty((batch, *_out_lengths(starts), channels), x.dtype)
-    if out.shape[1:-1] == (1,) * len(starts):  # global pooling: one window, the whole plane
+    if is_global:  # global pooling: one window, the whole plane
         planes = x.reshape(batch, math.prod(x.shape[1:]))
         _parallel.run(_kernels.adaptive_avg_global, batch, x.size, planes,
                       out.reshape(batch, channels), channels)
@@ -279,6 +315,20 @@ def adaptive_avg_backward_planned(grad_output, plan: AdaptivePlan) -> np.ndarray
 def adaptive_avg_pool(x, output_size, axes, *, op, n=None):
     x = as_real_array(x, "x")
     return adaptive_avg_planned(x, plan_adaptive(op, x.shape, output_size, axes, n))
+
+
+def adaptive_avg_piece(x, axes, starts, ends, whole_out_lengths, whole_channels, *, op):
+    """Adaptive average pooling of ``x``, a piece of a larger call's input, with that
+    call's windows: per pooled axis (in the order of ``axes``) their ``starts`` and
+    ``ends`` within the piece, and the call's output lengths and inner batch size
+    (the product of the batch axes after the pooled ones): see :func:`_avg_canonical`.
+    Each mean is the whole call's, bit for bit. For the Dask backend; trusts its arguments.
+    """
+    plan = _piece_plan(op, x.shape, axes, starts, ends)
+    result = float_dtype(x.dtype)
+    canonical = to_canonical(x, plan, plan.lengths, compute_dtype(result))
+    out = _avg_canonical(canonical, plan.starts, plan.ends, (whole_out_lengths, whole_channels))
+    return from_canonical(out, plan, plan.out_lengths).astype(result, copy=False)
 
 
 
