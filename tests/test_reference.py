@@ -523,7 +523,12 @@ def _has_pairs(padding):
 
 
 def _layer_arrays(layer):
-    return {name: v for name, v in vars(layer).items() if isinstance(v, np.ndarray)}
+    """The arrays a layer holds: its attributes and the states of its waiting forwards."""
+    arrays = {name: v for name, v in vars(layer).items() if isinstance(v, np.ndarray)}
+    for i, state in enumerate(layer._pending()):
+        arrays.update({f"pending {i}[{j}]": v for j, v in enumerate(state)
+                       if isinstance(v, np.ndarray)})
+    return arrays
 
 
 LAYER_CASES = [

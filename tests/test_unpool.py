@@ -22,7 +22,7 @@ from test_torch import LAYOUTS, arrays, assert_identical, from_planes, to_planes
 
 import poolnd
 import poolnd.nn
-from poolnd import _parallel, functional
+from poolnd import _parallel, _positions
 
 NDIMS = pytest.mark.parametrize("n", [1, 2, 3])
 MAX_LEN = {1: 12, 2: 8, 3: 5}
@@ -247,7 +247,7 @@ def test_bad_arguments_are_rejected_before_any_work(indices, kwargs, exc, match)
 @pytest.mark.parametrize("layout", ["contiguous", "reversed", "fortran", "strided"])
 def test_range_check_in_blocks_finds_one_bad_index_anywhere(monkeypatch, layout):
     # the check reads large int64 indices in blocks over the threads; force that path
-    monkeypatch.setattr(functional, "_INDEX_BLOCK", 7)
+    monkeypatch.setattr(_positions, "_INDEX_BLOCK", 7)
     monkeypatch.setattr(_parallel, "_SMALL_WORK", 0)
     x = _values(5, (3, 2, 6, 8), np.float64)
     y, idx = poolnd.max_pool2d(x, 2, return_indices=True)
