@@ -76,6 +76,8 @@ from .._geometry import (
     check_norm_type,
     plan_adaptive,
     plan_pool,
+    window_extent,
+    window_start,
 )
 from . import numpy as _numpy
 
@@ -109,7 +111,7 @@ def _axis_blocks(chunks: tuple[int, ...], plan: PoolPlan, i: int) -> _AxisBlocks
     """The blocks of pooled axis ``i`` (see the module's docstring)."""
     length, k, s, d = plan.lengths[i], plan.kernel[i], plan.stride[i], plan.dilation[i]
     before, after, out = plan.pad_before[i], plan.pad_after[i], plan.out_lengths[i]
-    extent = d * (k - 1) + 1
+    extent = window_extent(k, d)
     align = k // math.gcd(k, s)
     starts, position = {0}, 0
     for chunk in chunks[:-1]:
@@ -122,8 +124,8 @@ def _axis_blocks(chunks: tuple[int, ...], plan: PoolPlan, i: int) -> _AxisBlocks
     out_ends = (*out_starts[1:], out)
     in_starts, in_ends, padding = [], [], []
     for o0, o1 in zip(out_starts, out_ends):
-        lo = o0 * s - before
-        hi = (o1 - 1) * s - before + extent
+        lo = window_start(o0, s, before)
+        hi = window_start(o1 - 1, s, before) + extent
         a, b = max(lo, 0), min(hi, length)
         in_starts.append(a)
         in_ends.append(b)
