@@ -35,8 +35,7 @@ from ._families.fractional import fractional_backward_window, fractional_planned
 from ._families.lp import lp_layer_backward, lp_layer_forward
 from ._families.max import (
     max_backward_from_window,
-    max_pool_planned,
-    max_pool_with_window_positions,
+    max_pool_call,
 )
 from ._families.unpool import max_unpool_planned, unpool_backward_planned
 from ._geometry import (
@@ -256,12 +255,12 @@ class MaxPoolNd(_MaxLayer, _Pool):
 
     def forward(self, x: ArrayLike) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         x = as_real_array(x, "x")
-        plan = self._plan_for(x)
-        omit_nan = self.nan_policy == "omit"
-        if self.return_indices:
-            out, positions = max_pool_planned(x, plan, FLAT_INDEX, omit_nan)
-        else:
-            out, positions = max_pool_with_window_positions(x, plan, omit_nan)
+        kind = FLAT_INDEX if self.return_indices else WINDOW_POSITION
+        geometry = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                    self.axes)
+        plan, call = max_pool_call(x, geometry, kind, self.nan_policy == "omit", self._op,
+                                   self._n)
+        out, positions = call(x)
         self._save(plan, positions)
         return (out, positions) if self.return_indices else out
 

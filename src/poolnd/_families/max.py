@@ -18,6 +18,7 @@ from .._geometry import (
 )
 from .._kernels import _rows
 from .._kernels import max as _max_kernels
+from .._kernels._rows import forward_kernel
 from .._layout import (
     KERNEL_AXES,
     as_kernel_args,
@@ -26,6 +27,7 @@ from .._layout import (
     leading_axes,
     new_input_like,
     run_planes,
+    run_rows,
     to_canonical,
     trailing_axes,
     window_geometry,
@@ -40,7 +42,8 @@ from .._positions import (
     scatter_to_input,
     window_to_flat,
 )
-from ._windows import forward_rows, is_large_window, pool_separably
+from ._prepared import key, prepared
+from ._windows import NO_DIVISORS, forward_rows, is_large_window, pool_separably
 
 
 def _max_canonical(x: np.ndarray, geometry, kind: int, omit_nan: bool):
@@ -107,10 +110,70 @@ def max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes, return_
     x = as_real_array(x, "x")
     check_choice("nan_policy", nan_policy, NAN_POLICIES)
     return_indices = check_flag("return_indices", return_indices)
-    plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
     kind = FLAT_INDEX if return_indices else NO_POSITION
-    out, indices = max_pool_planned(x, plan, kind, nan_policy == "omit")
+    _, call = max_pool_call(x, (kernel_size, stride, padding, dilation, ceil_mode, axes), kind,
+                        nan_policy == "omit", op, n)
+    out, indices = call(x)
     return (out, indices) if return_indices else out
+
+
+def max_pool_call(x: np.ndarray, geometry: tuple, kind: int, omit_nan: bool, op: str, n=None):
+    """``(plan, call)``: max pooling of inputs laid out as ``x`` with the arguments
+    ``geometry`` (kernel_size to axes, as given), ``call(x) -> (values, positions)``,
+    prepared once per layout and arguments (see :mod:`._prepared`)."""
+
+    def prepare():
+        plan = plan_pool(op, x.shape, *geometry, n)
+        return plan, _prepare(plan, x.dtype, x.flags.c_contiguous, kind, omit_nan)
+
+    return prepared(key(x, "max", geometry, kind, omit_nan, op, n), prepare)
+
+
+def _prepare(plan: PoolPlan, dtype: np.dtype, contiguous: bool, kind: int, omit_nan: bool):
+    """The per-call work of max pooling for one plan and dtype: ``x -> (values, positions)``.
+
+    The row walk of up to three axes in the input's own dtype runs with its
+    kernel, views and arguments chosen here; the rest goes the general way.
+    """
+    geometry = window_geometry(plan)
+    if kind == WINDOW_POSITION and plan.ndim > KERNEL_AXES:
+        return lambda x: max_pool_with_window_positions(x, plan, omit_nan)
+    if (compute_dtype(dtype) != dtype or dtype == np.bool_ or plan.ndim > KERNEL_AXES
+            or (kind == NO_POSITION and is_large_window(geometry))):
+        return lambda x: max_pool_planned(x, plan, kind, omit_nan)
+    omit_nan = omit_nan and dtype.kind == "f"
+    reduction = _rows.MAX_OMIT_NAN if omit_nan else _rows.MAX
+    lowest = max_identity(dtype, omit_nan)
+    k, s, d, p, _, _ = as_kernel_args(geometry)
+    channels = math.prod(plan.inner_shape)
+    kernel = forward_kernel(reduction, kind != NO_POSITION,
+                            _rows.literal_shape(channels, k[2], s[2], d[2], reduction))
+    rows = as_row_array(np.empty((math.prod(plan.outer_shape), *plan.lengths, channels), dtype))
+    out_rows = as_row_array(np.empty((rows.shape[0], *plan.out_lengths, channels), dtype))
+    positions = position_dtype(kind, plan.window_size)
+    # results are allocated in the input's axis order, the kernel writes them through views
+    in_order = plan.perm == tuple(range(len(plan.in_shape)))
+    out_shape = plan.out_shape if in_order else out_rows.shape
+
+    def shaped(result):
+        return result if in_order else from_canonical(result, plan, plan.out_lengths)
+
+    # the key holds the strides: an input in place now is in place at every call
+    in_place = in_order and contiguous
+    arguments = (channels, kind == FLAT_INDEX, k, s, d, p, lowest, NO_DIVISORS)
+
+    def call(x):
+        if in_place:
+            x_rows = x.reshape(rows.shape)
+        else:
+            x_rows = to_canonical(x, plan, plan.lengths, dtype).reshape(rows.shape)
+        out = np.empty(out_shape, dtype)
+        at = np.empty(out_shape, positions) if kind != NO_POSITION else out
+        out_view, at_view = out.reshape(out_rows.shape), at.reshape(out_rows.shape)
+        run_rows(kernel, x_rows, out_view, at_view, *arguments)
+        return shaped(out), (None if kind == NO_POSITION else shaped(at))
+
+    return call
 
 
 def max_pool_backward(grad_output, indices, input_shape, kernel_size, stride, padding, dilation,

@@ -1,0 +1,54 @@
+"""Prepared calls: what a repeated call decides once.
+
+A training loop calls one op on arrays of one shape many times. The first call
+with a given input layout (shape, strides, dtype) and arguments plans it and
+chooses its views and kernel; later calls with the same key only allocate the
+result, run the kernel and shape the result. The key holds everything the
+choices depend on, so a call with other strides, another dtype or other
+arguments never meets a stale one. Arguments that are not plain values (lists,
+arrays, NumPy scalars) are not keys: those calls take the full path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+
+_MOST = 512  # prepared calls kept; past that the cache starts again
+_prepared: dict[Hashable, Any] = {}
+_lock = threading.Lock()
+
+
+# The characters of the repr of ints, floats, bools, None, strings and tuples of them:
+# such a repr names its value exactly; anything else (an object's "<... at 0x...>", an
+# array's "array(...)" or a NumPy scalar's "np.int64(2)") is not used as a key.
+_PLAIN = frozenset(" (),-.'_0123456789abcdefghijklmnopqrstuvwxyzFNT")
+
+
+def key(x: np.ndarray, *arguments) -> Hashable | None:
+    """What a prepared call of ``x`` and ``arguments`` depends on, or None: not cached.
+
+    The arguments enter as their ``repr``, which keeps ``True`` and ``1``, ``2`` and
+    ``2.0`` apart, where equality does not.
+    """
+    text = repr(arguments)
+    if not _PLAIN.issuperset(text) or "array" in text:
+        return None
+    return x.shape, x.strides, x.dtype, text
+
+
+def prepared(call_key: Hashable | None, prepare: Callable[[], Any]) -> Any:
+    """The prepared call for ``call_key``, made by ``prepare()`` the first time."""
+    if call_key is None:
+        return prepare()
+    found = _prepared.get(call_key)
+    if found is None:
+        found = prepare()  # raises for bad arguments: nothing is kept
+        with _lock:
+            if len(_prepared) >= _MOST:
+                _prepared.clear()
+            _prepared[call_key] = found
+    return found
