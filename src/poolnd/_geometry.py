@@ -11,7 +11,7 @@ import math
 import numbers
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 import numpy as np
 
@@ -61,6 +61,19 @@ class PoolPlan:
         return tuple(shape)
 
 
+def _plan_cache(function):
+    """Plans are cached by their arguments and by the arguments' ``repr``: ``True`` and
+    ``1``, ``2.0`` and ``2`` are equal and hash alike, but only ints are sizes, so a
+    call with ``True`` must not be answered by the plan of a call with ``1``."""
+    cached = lru_cache(maxsize=512)(lambda text, *arguments: function(*arguments))
+
+    @wraps(function)
+    def plan(*arguments):
+        return cached(repr(arguments), *arguments)
+
+    return plan
+
+
 def plan_pool(
     op: str,
     shape: tuple[int, ...],
@@ -99,7 +112,7 @@ def freeze(value):
     return value
 
 
-@lru_cache(maxsize=512)
+@_plan_cache
 def _plan_cached(op, shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n):
     ndim_pooled = _pooled_ndim(op, kernel_size, axes, n)
     axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
@@ -384,7 +397,7 @@ def plan_adaptive(op: str, shape: tuple[int, ...], output_size, axes=None,
                                  freeze(axes), n)
 
 
-@lru_cache(maxsize=512)
+@_plan_cache
 def _plan_adaptive_cached(op, shape, output_size, axes, n):
     ndim_pooled = _pooled_ndim(op, output_size, axes, n, name="output_size")
     axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
@@ -519,7 +532,7 @@ def plan_fractional(op: str, shape: tuple[int, ...], kernel_size, output_size=No
                                    freeze(output_size), freeze(output_ratio), freeze(axes), n)
 
 
-@lru_cache(maxsize=512)
+@_plan_cache
 def _plan_fractional_cached(op, shape, kernel_size, output_size, output_ratio, axes, n):
     check_fractional_output(op, output_size, output_ratio)
     name, sizes = "kernel_size", kernel_size
@@ -660,7 +673,7 @@ def plan_unpool(op: str, shape: tuple[int, ...], kernel_size, stride=None, paddi
                                freeze(axes), n)
 
 
-@lru_cache(maxsize=512)
+@_plan_cache
 def _plan_unpool_cached(op, shape, kernel_size, stride, padding, output_size, axes, n):
     ndim_pooled = _pooled_ndim(op, kernel_size, axes, n)
     axes = _normalize_axes(op, axes, ndim_pooled, len(shape))

@@ -1,0 +1,120 @@
+"""Prepared calls (``poolnd._families._prepared``): a repeated call reuses what its first
+call chose, and never a choice made for other strides, dtypes, flags or arguments."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from reference import ref_max_pool, ref_max_pool_backward
+from test_reference import assert_same
+
+import poolnd
+from poolnd import nn
+
+SHAPE = (2, 3, 8, 9)
+
+
+def _values(seed, shape=SHAPE, dtype=np.float64):
+    x = np.random.default_rng(seed).integers(-3, 4, shape).astype(dtype)
+    if x.dtype.kind == "f":
+        x[0, 0, 1, 2] = np.nan
+    return x
+
+
+def _layouts(x):
+    """The same values and shape in other memory layouts (other strides)."""
+    yield "contiguous", x
+    yield "fortran", np.asfortranarray(x)
+    yield "reversed", np.ascontiguousarray(x[..., ::-1])[..., ::-1]
+    wide = np.zeros((*x.shape[:-1], 2 * x.shape[-1]), x.dtype)
+    wide[..., ::2] = x
+    yield "strided", wide[..., ::2]
+    swapped = np.ascontiguousarray(np.swapaxes(x, 0, 1))
+    yield "swapped axes", np.swapaxes(swapped, 0, 1)
+
+
+@pytest.mark.parametrize("return_indices", [False, True])
+def test_one_shape_in_every_layout_pools_right(return_indices):
+    x = _values(1)
+    want, want_idx = ref_max_pool(x, (3, 2), (2, 2), 1)
+    for name, arr in _layouts(x):  # same shape each time: only the strides differ
+        got = poolnd.max_pool2d(arr, (3, 2), 2, 1, return_indices=return_indices)
+        if return_indices:
+            got, idx = got
+            assert_same(idx, want_idx)
+        assert_same(got, want)
+        np.testing.assert_array_equal(arr, x, err_msg=name)  # the input is not written
+
+
+def test_one_shape_in_every_dtype_and_byte_order_pools_right():
+    for dtype in (np.float64, np.float32, ">f4", np.int16, np.uint8, np.float16, np.bool_):
+        x = np.nan_to_num(np.abs(_values(2))).astype(dtype)
+        got = poolnd.max_pool2d(x, 2)
+        assert got.dtype == x.dtype, dtype
+        assert_same(got, ref_max_pool(x, (2, 2))[0])
+
+
+def test_other_arguments_miss_and_are_checked_again():
+    x = _values(3)
+    for kernel, stride in [((2, 2), None), ((2, 3), None), ((2, 3), 1), ((3, 3), (1, 2))]:
+        assert_same(poolnd.max_pool2d(x, kernel, stride), ref_max_pool(x, kernel, stride)[0])
+        assert_same(poolnd.max_pool2d(x, kernel[0] if kernel[0] == kernel[1] else kernel,
+                                      stride), ref_max_pool(x, kernel, stride)[0])
+    poolnd.max_pool2d(x, 1)
+    with pytest.raises(TypeError, match="kernel_size"):  # True is not 1, though True == 1
+        poolnd.max_pool2d(x, True)
+    poolnd.max_pool2d(x, 2, nan_policy="omit")
+    with pytest.raises(ValueError, match="nan_policy"):
+        poolnd.max_pool2d(x, 2, nan_policy="bogus")
+    with pytest.raises((TypeError, ValueError), match="kernel_size"):
+        poolnd.max_pool2d(x, 2.5)
+    poolnd.max_pool2d(x, 2)
+    with pytest.raises(TypeError, match="kernel_size"):  # 2.0 == 2, but sizes are ints
+        poolnd.max_pool2d(x, 2.0)
+    poolnd.adaptive_avg_pool2d(x, 2)  # the plans' own cache keeps them apart too
+    with pytest.raises(TypeError, match="output_size"):
+        poolnd.adaptive_avg_pool2d(x, 2.0)
+
+
+def test_read_only_input_is_pooled_and_stays_read_only():
+    x = _values(4)
+    poolnd.max_pool2d(x, 2)  # prepared with a writable array of the same layout
+    x.flags.writeable = False
+    assert_same(poolnd.max_pool2d(x, 2), ref_max_pool(x, (2, 2))[0])
+    assert not x.flags.writeable
+
+
+def test_layer_across_layouts_and_shapes_trains_right():
+    layer = nn.MaxPool2d(3, 2, 1)
+    for seed, shape in [(5, SHAPE), (6, (1, 3, 8, 9)), (7, SHAPE)]:
+        x = _values(seed, shape)
+        want, idx = ref_max_pool(x, (3, 3), 2, 1)
+        for _, arr in _layouts(x):
+            y = layer(arr)
+            assert_same(y, want)
+            grad = np.arange(y.size, dtype=np.float64).reshape(y.shape) % 5
+            assert_same(layer.backward(grad), ref_max_pool_backward(grad, idx, x.shape, (3, 3),
+                                                                    2, 1))
+
+
+def test_threads_calling_at_once_get_their_own_results():
+    inputs = [_values(10 + i, shape) for i, shape in
+              enumerate([SHAPE, (1, 3, 8, 9), SHAPE, (2, 3, 9, 8)] * 2)]
+    wants = [ref_max_pool(x, (2, 2))[0] for x in inputs]
+    results = [None] * len(inputs)
+    start = threading.Barrier(len(inputs))
+
+    def work(i):
+        start.wait()
+        results[i] = [poolnd.max_pool2d(inputs[i], 2) for _ in range(20)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, wants):
+        for y in got:
+            assert_same(y, want)
