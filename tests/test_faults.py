@@ -65,10 +65,10 @@ def _forward_backward(layer, x):
 
 
 class _Interrupt:
-    """``_parallel.run`` that raises KeyboardInterrupt on call number ``at`` (0 = the first)."""
+    """``_parallel.run_in_threads``, raising KeyboardInterrupt on call ``at`` (0: the first)."""
 
     def __init__(self, at):
-        self.at, self.calls, self.real = at, 0, _parallel.run
+        self.at, self.calls, self.real = at, 0, _parallel.run_in_threads
 
     def __call__(self, *args):
         self.calls += 1
@@ -89,12 +89,12 @@ def test_interrupted_forward_leaves_the_layer_as_it_was(name, at, monkeypatch):
     layer = make()
     layer(x1)
     interrupt = _Interrupt(at)
-    monkeypatch.setattr(_parallel, "run", interrupt)
+    monkeypatch.setattr(_parallel, "run_in_threads", interrupt)
     try:
         layer(x2)
     except KeyboardInterrupt:
         pass
-    monkeypatch.setattr(_parallel, "run", interrupt.real)
+    monkeypatch.setattr(_parallel, "run_in_threads", interrupt.real)
     if interrupt.calls <= at:
         pytest.skip(f"{name} runs fewer than {at + 1} kernels in its forward")
     # still the first forward's layer
@@ -111,7 +111,7 @@ def test_interrupted_backward_leaves_the_layer_usable(name, monkeypatch):
     _, want_g, grad = _forward_backward(make(), x1)
     layer = make()
     layer(x1)
-    monkeypatch.setattr(_parallel, "run", _Interrupt(0))
+    monkeypatch.setattr(_parallel, "run_in_threads", _Interrupt(0))
     with pytest.raises(KeyboardInterrupt):
         layer.backward(grad)
     monkeypatch.undo()
@@ -134,7 +134,7 @@ def test_interrupt_in_the_calling_thread_waits_for_the_helpers(monkeypatch):
             raise KeyboardInterrupt
     try:
         with pytest.raises(KeyboardInterrupt):
-            _parallel.run(kernel, 8, 10**7)
+            _parallel.run_in_threads(kernel, 8, 10**7)
         assert len(calls) == 4  # the three helpers ran their ranges before the raise
         np.testing.assert_array_equal(poolnd.avg_pool2d(x, 2), want)
     finally:

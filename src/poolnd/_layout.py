@@ -85,12 +85,12 @@ def as_kernel_array(arr: np.ndarray) -> np.ndarray:
 def run_rows(kernel, x_rows, out_rows, *args):
     """Run a forward kernel, one job per output row, over the threads."""
     n_rows = out_rows.shape[0] * out_rows.shape[1] * out_rows.shape[2]
-    _parallel.run(kernel, n_rows, x_rows.size + out_rows.size, x_rows, out_rows, *args)
+    _parallel.run_in_threads(kernel, n_rows, x_rows.size + out_rows.size, x_rows, out_rows, *args)
 
 
 def run_planes(kernel, grad_out, grad_in, *args):
     """Run a backward kernel, one job per plane (axis 0), over the threads."""
-    _parallel.run(kernel, grad_in.shape[0], grad_in.size + grad_out.size, *args)
+    _parallel.run_in_threads(kernel, grad_in.shape[0], grad_in.size + grad_out.size, *args)
 
 
 def as_row_array(arr: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ def set_num_threads(n: int) -> None:
     _threads = n  # the pool stays: a call hands out only n - 1 ranges to it
 
 
-def run(kernel, n_jobs: int, work: int, *args) -> None:
+def run_in_threads(kernel, n_jobs: int, work: int, *args) -> None:
     """``kernel(*args, lo, hi)`` over ``0..n_jobs-1``, split across threads.
 
     ``work`` (elements read and written) decides whether threads pay off.

@@ -66,8 +66,8 @@ def index_range(indices: np.ndarray) -> tuple[int, int]:
     if flat.dtype != np.int64:  # rare: not worth a kernel per integer type
         return int(flat.min()), int(flat.max())
     extremes = np.empty((-(-flat.size // _INDEX_BLOCK), 2), np.int64)
-    _parallel.run(_unpool_kernels.index_range, len(extremes), flat.size, flat, _INDEX_BLOCK,
-                  extremes)
+    _parallel.run_in_threads(_unpool_kernels.index_range, len(extremes), flat.size, flat,
+                             _INDEX_BLOCK, extremes)
     return int(extremes[:, 0].min()), int(extremes[:, 1].max())
 
 
@@ -100,7 +100,7 @@ def gather_flat(source: np.ndarray, indices: np.ndarray, plan: PoolPlan) -> np.n
     values = flat_canonical(source, plan, plan.lengths, compute_dtype(source.dtype))
     index = flat_canonical(indices, plan, plan.out_lengths, np.int64)
     out = np.empty(index.shape, values.dtype)
-    _parallel.run(_unpool_kernels.gather, out.shape[0], 2 * out.size, values, index, out)
+    _parallel.run_in_threads(_unpool_kernels.gather, out.shape[0], 2 * out.size, values, index, out)
     return from_canonical(out, plan, plan.out_lengths)
 
 

@@ -65,8 +65,9 @@ def pool_separably(x, geometry, reduction, identity):
                           tuple((t[axis],) for t in geometry), reduction, identity,
                           divisors=(np.ones(1), np.ones(1), np.ones(outs[axis])))
         else:
-            _parallel.run(_running_pool, lines, x.size + out.size,
-                          x.reshape(lines, length, inner), out.reshape(lines, outs[axis], inner),
-                          kernel[axis], stride[axis], before[axis], identity, reduction)
+            _parallel.run_in_threads(
+                _running_pool, lines, x.size + out.size, x.reshape(lines, length, inner),
+                out.reshape(lines, outs[axis], inner), kernel[axis], stride[axis], before[axis],
+                identity, reduction)
         x = out
     return x

@@ -271,8 +271,8 @@ def _avg_canonical(x, starts, ends, whole=None):
     out = np.empty((batch, *_out_lengths(starts), channels), x.dtype)
     if is_global:  # global pooling: one window, the whole plane
         planes = x.reshape(batch, math.prod(x.shape[1:]))
-        _parallel.run(_kernels.adaptive_avg_global, batch, x.size, planes,
-                      out.reshape(batch, channels), channels)
+        _parallel.run_in_threads(_kernels.adaptive_avg_global, batch, x.size, planes,
+                                 out.reshape(batch, channels), channels)
         return out
     run_rows(_kernels.adaptive_avg_forward, as_row_array(x), as_row_array(out), channels,
               *_bounds(starts, ends))

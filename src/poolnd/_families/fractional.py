@@ -105,10 +105,10 @@ def _fractional_canonical(x: np.ndarray, starts, kernel, kind: int):
     (starts_d, starts_h, starts_w), k3 = _as_kernel_starts(starts, kernel)
     rows_out = as_kernel_array(out)
     n_rows = rows_out.shape[0] * rows_out.shape[1] * rows_out.shape[2]
-    _parallel.run(_fractional_kernels.fractional_max_pool, n_rows, x.size + out.size,
-                  as_kernel_array(x), rows_out,
-                  rows_out if positions is None else as_kernel_array(positions),
-                  starts_d, starts_h, starts_w, k3, positions is not None, kind == FLAT_INDEX)
+    _parallel.run_in_threads(
+        _fractional_kernels.fractional_max_pool, n_rows, x.size + out.size, as_kernel_array(x),
+        rows_out, rows_out if positions is None else as_kernel_array(positions),
+        starts_d, starts_h, starts_w, k3, positions is not None, kind == FLAT_INDEX)
     return out, positions
 
 

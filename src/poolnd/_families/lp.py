@@ -37,7 +37,7 @@ def _elementwise(kernel, arrays, q, *scalars):
     """``kernel(*flat arrays, *scalars, q, shortcut)`` of ``_kernels.lp``, on the threads."""
     flat = [a.reshape(-1) for a in arrays]
     size = flat[0].size
-    _parallel.run(kernel, size, 2 * size, *flat, *scalars, q, _lp_kernels.how(q))
+    _parallel.run_in_threads(kernel, size, 2 * size, *flat, *scalars, q, _lp_kernels.how(q))
 
 
 def plan_lp(op, shape, kernel_size, stride, ceil_mode, axes, n):

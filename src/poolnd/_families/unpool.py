@@ -27,8 +27,8 @@ def max_unpool_planned(x: np.ndarray, indices, plan: PoolPlan):
     values = flat_canonical(x, plan, plan.out_lengths, compute)
     index = flat_canonical(indices, plan, plan.out_lengths, np.int64)
     out = new_input_like(plan, compute, flat=True)
-    _parallel.run(_unpool_kernels.scatter_add, out.shape[0], out.size + values.size, values,
-                  index, out)
+    _parallel.run_in_threads(_unpool_kernels.scatter_add, out.shape[0],
+                             out.size + values.size, values, index, out)
     out = from_canonical(out, plan, plan.lengths)
     return out.astype(x.dtype, copy=False), indices
 
