@@ -268,6 +268,61 @@ def _numpy_mean(lib: Any, x: np.ndarray) -> Runner:
     return partial(np.mean, x, axis=(-2, -1), keepdims=True)
 
 
+# Where NumPy networks train: scikit-learn's digits (8x8), MNIST (28x28) and CIFAR (32x32)
+# batches, and LeNet-5's two pooling layers (after its 6- and 16-map convolutions)
+NETWORK_SIZES = {"digits": (32, 16, 8, 8), "MNIST": (64, 32, 28, 28),
+                 "CIFAR": (128, 64, 32, 32), "LeNet-5 pool 1": (64, 6, 28, 28),
+                 "LeNet-5 pool 2": (64, 16, 10, 10)}
+ONE_CALL = "net: 100 calls of max_pool2d k2, (1, 1, 4, 4)"  # one call is below the clock's reach
+
+
+def _layer_forward(layer_class: type, *args: Any) -> Maker:
+    def make(lib: Any, x: np.ndarray) -> Runner:
+        return partial(layer_class(*args), x)
+    return make
+
+
+def _repeated(maker: Maker, times: int = 100) -> Maker:
+    def make(lib: Any, data: Any) -> Runner:
+        runner = maker(lib, data)
+
+        def calls() -> None:
+            for _ in range(times):
+                runner()
+        return calls
+    return make
+
+
+def network_cases(quick: bool = False) -> list[Case]:
+    """Training steps (layer forward + backward) and forwards at the sizes NumPy networks
+    train at, and the cost of one tiny call."""
+    rows = []
+    for data, shape in NETWORK_SIZES.items():
+        if quick and shape[0] > 32:
+            shape = (8, *shape[1:])
+        geometries = [(2,), (3, 2, 1)] if data == "CIFAR" else [(2,)]
+        for args in geometries:
+            label = ", ".join(map(str, args))
+            exact = len(args) == 1 and all(n % 2 == 0 for n in shape[-2:])
+            rows.append(Case(f"net: MaxPool2d({label}) fwd+bwd, {data}", shape, "float32",
+                             poolnd=_poolnd_layer_step(MaxPool2d, *args),
+                             torch=_torch_layer_step("MaxPool2d", *args),
+                             mygrad=_mygrad_max_step((2, 2), 2) if exact else None))
+            rows.append(Case(f"net: AvgPool2d({label}) fwd+bwd, {data}", shape, "float32",
+                             poolnd=_poolnd_layer_step(AvgPool2d, *args),
+                             torch=_torch_layer_step("AvgPool2d", *args)))
+    mnist = (8, 32, 28, 28) if quick else NETWORK_SIZES["MNIST"]
+    rows.append(Case("net: MaxPool2d(2) forward, MNIST", mnist, "float32",
+                     poolnd=_layer_forward(MaxPool2d, 2), torch=_torch_op("max_pool2d", 2)))
+    rows.append(Case("net: max_pool2d(2) forward, MNIST", mnist, "float32",
+                     poolnd=_call(poolnd.max_pool2d, 2), torch=_torch_op("max_pool2d", 2)))
+    rows.append(Case(ONE_CALL, (1, 1, 4, 4), "float32",
+                     poolnd=_repeated(_call(poolnd.max_pool2d, 2)),
+                     torch=_repeated(_torch_op("max_pool2d", 2)),
+                     numpy=_repeated(_numpy_max(2, 2))))
+    return rows
+
+
 def cases(quick: bool = False) -> list[Case]:
     """The benchmark's cases; ``quick`` shrinks the inputs."""
     nchw = QUICK_NCHW if quick else NCHW
@@ -275,6 +330,7 @@ def cases(quick: bool = False) -> list[Case]:
     maps = (2, 64, 56, 56) if quick else (32, 64, 56, 56)
     return [
         *_table_cases(nchw, maps),
+        *network_cases(quick),
         max2d_case(BATCH_ONE, (1, 64, 56, 56), 3, 2, 1),
         Case("max_pool k3 s2 p1, NHWC axes=(1, 2)",
              (1, 112, 112, 64) if quick else (32, 112, 112, 64), "float32",
