@@ -157,3 +157,24 @@ def test_nowhere_to_cache_compiles_in_memory(tmp_path):
     out, err = _tiny(env, tmp_path, NO_LOCATOR).communicate(timeout=600)
     assert out.strip() == _tiny_expected(), err
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_second_process_loads_every_signature_the_first_compiled(tmp_path):
+    """One kernel function compiled for two signatures (max pooling with and without
+    positions) in one process: a later process loads both and compiles nothing. Data
+    files named by a pickle of the key missed here, as the key's pickle differed between
+    a process that compiled and one that loaded."""
+    script = ("import numpy as np, poolnd\n"
+              "x = np.arange(2 * 3 * 9 * 9, dtype=np.float32).reshape(2, 3, 9, 9)\n"
+              "poolnd.max_pool2d(x, 3, 2, 1)\n"
+              "poolnd.max_pool2d(x, 3, 2, 1, return_indices=True)\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_DEBUG_CACHE": "1"}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, timeout=600) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    assert "data saved" in runs[0].stdout + runs[0].stderr  # the first compiled
+    second = runs[1].stdout + runs[1].stderr
+    assert "data saved" not in second, second  # the second loaded all it needed
+    assert "data loaded" in second

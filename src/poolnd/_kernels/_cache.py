@@ -27,7 +27,10 @@ from numba.core.caching import IndexDataCacheFile, _cache_log
 
 class _SignatureNamedFiles(IndexDataCacheFile):
     def _name(self, key):
-        digest = hashlib.sha256(pickle.dumps(key)).hexdigest()[:20]
+        # repr, not pickle: a key's pickle depends on which of its equal type objects are
+        # the same object, which differs between a process that compiled and one that
+        # loaded, so a name made from it would miss the file another process wrote
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
         return self._data_name_pattern.replace("{number:d}", digest)
 
     def save(self, key, data):
