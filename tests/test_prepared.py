@@ -118,3 +118,28 @@ def test_threads_calling_at_once_get_their_own_results():
     for got, want in zip(results, wants):
         for y in got:
             assert_same(y, want)
+
+
+def test_prepared_calls_keep_no_data():
+    """A prepared call keeps shapes, a kernel and scalars, never an array of the sizes it
+    pools: the cache would otherwise hold every input's worth of memory."""
+    from poolnd._families import _prepared
+
+    x = np.zeros((4, 8, 64, 64), np.float32)
+    poolnd.max_pool2d(x, 3, 2, 1)
+    nn.MaxPool2d(2)(x)
+
+    def arrays_in(value, seen):
+        if id(value) in seen:
+            return 0
+        seen.add(id(value))
+        if isinstance(value, np.ndarray):
+            return value.nbytes
+        if isinstance(value, (tuple, list)):
+            return sum(arrays_in(v, seen) for v in value)
+        if callable(value) and getattr(value, "__closure__", None):
+            return sum(arrays_in(c.cell_contents, seen) for c in value.__closure__)
+        return 0
+
+    kept = sum(arrays_in(entry, set()) for entry in _prepared._prepared.values())
+    assert kept < 1024, kept

@@ -93,6 +93,12 @@ def run_planes(kernel, grad_out, grad_in, *args):
     _parallel.run_in_threads(kernel, grad_in.shape[0], grad_in.size + grad_out.size, *args)
 
 
+def row_shape(batch: int, lengths, channels: int) -> tuple[int, int, int, int]:
+    """The shape :func:`as_row_array` gives ``(batch, *lengths, channels)``, computed."""
+    d, h, w = (1,) * (KERNEL_AXES - len(lengths)) + tuple(lengths)
+    return batch, d, h, w * channels
+
+
 def as_row_array(arr: np.ndarray) -> np.ndarray:
     """The kernels' layout with each row's ``W`` and ``C`` merged: ``(B, D, H, W*C)``."""
     arr = as_kernel_array(arr)

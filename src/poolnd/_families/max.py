@@ -26,6 +26,7 @@ from .._layout import (
     from_canonical,
     leading_axes,
     new_input_like,
+    row_shape,
     run_planes,
     run_rows,
     to_canonical,
@@ -148,12 +149,12 @@ def _prepare(plan: PoolPlan, dtype: np.dtype, contiguous: bool, kind: int, omit_
     channels = math.prod(plan.inner_shape)
     kernel = forward_kernel(reduction, kind != NO_POSITION,
                             _rows.literal_shape(channels, k[2], s[2], d[2], reduction))
-    rows = as_row_array(np.empty((math.prod(plan.outer_shape), *plan.lengths, channels), dtype))
-    out_rows = as_row_array(np.empty((rows.shape[0], *plan.out_lengths, channels), dtype))
+    rows = row_shape(math.prod(plan.outer_shape), plan.lengths, channels)
+    out_rows = row_shape(rows[0], plan.out_lengths, channels)
     positions = position_dtype(kind, plan.window_size)
     # results are allocated in the input's axis order, the kernel writes them through views
     in_order = plan.perm == tuple(range(len(plan.in_shape)))
-    out_shape = plan.out_shape if in_order else out_rows.shape
+    out_shape = plan.out_shape if in_order else out_rows
 
     def shaped(result):
         return result if in_order else from_canonical(result, plan, plan.out_lengths)
@@ -164,12 +165,12 @@ def _prepare(plan: PoolPlan, dtype: np.dtype, contiguous: bool, kind: int, omit_
 
     def call(x):
         if in_place:
-            x_rows = x.reshape(rows.shape)
+            x_rows = x.reshape(rows)
         else:
-            x_rows = to_canonical(x, plan, plan.lengths, dtype).reshape(rows.shape)
+            x_rows = to_canonical(x, plan, plan.lengths, dtype).reshape(rows)
         out = np.empty(out_shape, dtype)
         at = np.empty(out_shape, positions) if kind != NO_POSITION else out
-        out_view, at_view = out.reshape(out_rows.shape), at.reshape(out_rows.shape)
+        out_view, at_view = out.reshape(out_rows), at.reshape(out_rows)
         run_rows(kernel, x_rows, out_view, at_view, *arguments)
         return shaped(out), (None if kind == NO_POSITION else shaped(at))
 
