@@ -42,6 +42,7 @@ from .._positions import (
     FLAT_INDEX,
     NO_POSITION,
     WINDOW_POSITION,
+    combine_two_stages,
     position_dtype,
     scatter_flat,
     scatter_to_input,
@@ -127,10 +128,7 @@ def _max_in_two_stages(x, starts, ends, kind, omit_nan):
     out = out.reshape(batch, *_out_lengths(starts), channels)
     if kind == NO_POSITION:
         return out, None
-    # the first stage's index, at the leading position the second stage chose
-    lead_index = lead_index.reshape(batch, -1, inner)
-    chosen = np.take_along_axis(tail_index.reshape(batch, lead_size, inner), lead_index, axis=1)
-    return out, (lead_index * tail_size + chosen).reshape(out.shape)
+    return out, combine_two_stages(lead_index, tail_index, lead_size, tail_size, out.shape)
 
 
 def adaptive_max_planned(x: np.ndarray, plan: AdaptivePlan, kind: int, omit_nan: bool):

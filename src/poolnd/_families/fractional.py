@@ -36,6 +36,7 @@ from .._layout import (
 from .._positions import (
     FLAT_INDEX,
     NO_POSITION,
+    combine_two_stages,
     position_dtype,
     scatter_to_input,
 )
@@ -131,9 +132,7 @@ def _in_two_stages(x, starts, kernel, kind):
     out = out.reshape(batch, *outs, channels)
     if kind == NO_POSITION:
         return out, None
-    lead_index = lead_index.reshape(batch, -1, inner)
-    chosen = np.take_along_axis(tail_index.reshape(batch, lead_size, inner), lead_index, axis=1)
-    return out, (lead_index * tail_size + chosen).reshape(out.shape)
+    return out, combine_two_stages(lead_index, tail_index, lead_size, tail_size, out.shape)
 
 
 def fractional_planned(x: np.ndarray, plan: FractionalPlan, samples: np.ndarray, kind: int):

@@ -37,6 +37,7 @@ from .._positions import (
     FLAT_INDEX,
     NO_POSITION,
     WINDOW_POSITION,
+    combine_two_stages,
     flat_to_window,
     position_dtype,
     scatter_flat,
@@ -86,9 +87,7 @@ def _max_in_two_stages(x, geometry, kind, omit_nan):
     out = out.reshape(batch, *geometry[5], channels)
     if kind == NO_POSITION:
         return out, None
-    lead_index = lead_index.reshape(batch, -1, inner)
-    chosen = np.take_along_axis(tail_index.reshape(batch, lead_size, inner), lead_index, axis=1)
-    return out, (lead_index * tail_size + chosen).reshape(out.shape)
+    return out, combine_two_stages(lead_index, tail_index, lead_size, tail_size, out.shape)
 
 
 def max_pool_planned(x: np.ndarray, plan: PoolPlan, kind: int, omit_nan: bool):
