@@ -49,9 +49,8 @@ def chunkings(draw, length, max_cuts):
     return tuple(b - a for a, b in zip(bounds, bounds[1:]))
 
 
-@st.composite
-def cases(draw, op):
-    """An input with its chunks and a pooling call's arguments (valid or not)."""
+def _pooled_shape(draw):
+    """1 to 3 pooled axes (in any order, up to 13 long) among 0 to 2 short batch axes."""
     n = draw(st.integers(1, 3))
     n_batch = draw(st.integers(0, 2))
     ndim = n + n_batch
@@ -60,6 +59,13 @@ def cases(draw, op):
     shape = [draw(st.integers(1, 3)) for _ in range(ndim)]
     for axis in axes:
         shape[axis] = draw(st.integers(1, 13))
+    return n, n_batch, ndim, axes, shape
+
+
+@st.composite
+def cases(draw, op):
+    """An input with its chunks and a pooling call's arguments (valid or not)."""
+    n, n_batch, ndim, axes, shape = _pooled_shape(draw)
     dtype = draw(st.sampled_from(["float32", "float64", "int16", "uint8"]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     x = (rng.integers(0, 50, size=shape) if dtype in ("int16", "uint8")
@@ -164,14 +170,7 @@ def adaptive_cases(draw):
     ``None``; chunks may be smaller than a window. Floats may hold NaN, ties
     and signed zeros (the max's first-maximum and NaN rules).
     """
-    n = draw(st.integers(1, 3))
-    n_batch = draw(st.integers(0, 2))
-    ndim = n + n_batch
-    axes = tuple(draw(st.permutations(range(ndim)))[:n])
-    axes = tuple(sorted(axes)) if draw(st.booleans()) else axes
-    shape = [draw(st.integers(1, 3)) for _ in range(ndim)]
-    for axis in axes:
-        shape[axis] = draw(st.integers(1, 13))
+    n, _, _, axes, shape = _pooled_shape(draw)
     dtype = draw(st.sampled_from(["float32", "float64", "float16", "int16", "uint8"]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if dtype in ("int16", "uint8"):
