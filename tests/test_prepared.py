@@ -141,5 +141,6 @@ def test_prepared_calls_keep_no_data():
             return sum(arrays_in(c.cell_contents, seen) for c in value.__closure__)
         return 0
 
-    kept = sum(arrays_in(entry, set()) for entry in _prepared._prepared.values())
-    assert kept < 1024, kept
+    # per entry: tiny constant arrays (the sums' unit divisors) are fine, an input's are not
+    kept = [arrays_in(entry, set()) for entry in _prepared._prepared.values()]
+    assert kept and max(kept) < 1024, max(kept)
