@@ -46,6 +46,13 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
+def gradient_dtypes(grad_dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
+    """(result, compute) dtypes of every backward: a float gradient keeps its dtype
+    (float16 computed in float32), any other gives float64."""
+    result = float_dtype(grad_dtype)
+    return result, compute_dtype(result)
+
+
 def avg_dtypes(x_dtype: np.dtype, dtype) -> tuple[np.dtype, np.dtype]:
     """(result dtype, compute dtype) of an average."""
     if dtype is not None:

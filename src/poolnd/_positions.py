@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import _parallel
-from ._dtypes import as_array, compute_dtype, float_dtype
+from ._dtypes import as_array, compute_dtype, gradient_dtypes
 from ._geometry import PoolPlan, check_grad, window_start
 from ._kernels import unpool as _unpool_kernels
 from ._layout import from_canonical, new_input_like, run_planes, to_canonical
@@ -73,8 +73,7 @@ def index_range(indices: np.ndarray) -> tuple[int, int]:
 
 def scatter_flat(grad: np.ndarray, indices: np.ndarray, plan: PoolPlan) -> np.ndarray:
     """Scatter-add ``grad`` to the input elements named by flat ``indices``."""
-    result = float_dtype(grad.dtype)
-    compute = compute_dtype(result)
+    result, compute = gradient_dtypes(grad.dtype)
     planes, channels = math.prod(plan.outer_shape), math.prod(plan.inner_shape)
     flat_out = (planes, math.prod(plan.out_lengths), channels)
     grad_in = new_input_like(plan, compute, flat=True)

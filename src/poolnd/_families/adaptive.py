@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .. import _parallel
-from .._dtypes import as_real_array, compute_dtype, float_dtype
+from .._dtypes import as_real_array, compute_dtype, float_dtype, gradient_dtypes
 from .._geometry import (
     NAN_POLICIES,
     AdaptivePlan,
@@ -180,8 +180,7 @@ def _adaptive_window_to_flat(taps: np.ndarray, plan: AdaptivePlan) -> np.ndarray
 def adaptive_max_backward_window(grad_output, positions: np.ndarray, plan: AdaptivePlan):
     """Gradient for a max layer from its stored window positions."""
     grad = check_grad(grad_output, plan)
-    result = float_dtype(grad.dtype)
-    compute = compute_dtype(result)
+    result, compute = gradient_dtypes(grad.dtype)
     canonical_positions = to_canonical(positions, plan, plan.out_lengths, positions.dtype)
     if plan.ndim > KERNEL_AXES:
         flat = from_canonical(_adaptive_window_to_flat(canonical_positions, plan), plan,
@@ -304,8 +303,8 @@ def adaptive_avg_planned(x: np.ndarray, plan: AdaptivePlan) -> np.ndarray:
 
 def adaptive_avg_backward_planned(grad_output, plan: AdaptivePlan) -> np.ndarray:
     grad = check_grad(grad_output, plan)
-    result = float_dtype(grad.dtype)
-    canonical = to_canonical(grad, plan, plan.out_lengths, compute_dtype(result))
+    result, compute = gradient_dtypes(grad.dtype)
+    canonical = to_canonical(grad, plan, plan.out_lengths, compute)
     grad_in = _avg_backward_canonical(canonical, plan.lengths, plan.starts, plan.ends)
     return from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)
 

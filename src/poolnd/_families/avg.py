@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .._dtypes import as_real_array, avg_dtypes, compute_dtype, float_dtype
+from .._dtypes import as_real_array, avg_dtypes, gradient_dtypes
 from .._geometry import (
     PoolPlan,
     check_divisor,
@@ -126,8 +126,8 @@ def avg_pool_planned(x, plan: PoolPlan, include_pad: bool, override: int, dtype=
 
 def avg_backward_planned(grad, plan: PoolPlan, include_pad: bool, override: int):
     grad = check_grad(grad, plan)
-    result = float_dtype(grad.dtype)
-    canonical = to_canonical(grad, plan, plan.out_lengths, compute_dtype(result))
+    result, compute = gradient_dtypes(grad.dtype)
+    canonical = to_canonical(grad, plan, plan.out_lengths, compute)
     grad_in = avg_backward_canonical(canonical, plan.lengths, window_geometry(plan),
                                       include_pad, override)
     return from_canonical(grad_in, plan, plan.lengths).astype(result, copy=False)

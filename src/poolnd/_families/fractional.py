@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .. import _parallel
-from .._dtypes import as_real_array, compute_dtype, float_dtype
+from .._dtypes import as_real_array, compute_dtype, gradient_dtypes
 from .._geometry import (
     FractionalPlan,
     check_flag,
@@ -177,8 +177,7 @@ def fractional_max_pool_backward(grad_output, indices, input_shape, kernel_size,
 def fractional_backward_window(grad, positions, starts, plan: FractionalPlan) -> np.ndarray:
     """Gradient for a layer from its window positions and starts (up to three axes)."""
     grad = check_grad(grad, plan)
-    result = float_dtype(grad.dtype)
-    compute = compute_dtype(result)
+    result, compute = gradient_dtypes(grad.dtype)
     grad_in = new_input_like(plan, compute)
     grad = as_kernel_array(to_canonical(grad, plan, plan.out_lengths, compute))
     positions = as_kernel_array(to_canonical(positions, plan, plan.out_lengths,

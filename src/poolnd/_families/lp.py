@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .. import _parallel
-from .._dtypes import as_real_array, avg_dtypes, compute_dtype, float_dtype
+from .._dtypes import as_real_array, avg_dtypes, gradient_dtypes
 from .._geometry import PoolPlan, check_grad, check_norm_type, plan_pool
 from .._kernels import lp as _lp_kernels
 from .._layout import from_canonical, to_canonical, window_geometry
@@ -154,8 +154,7 @@ def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride, ceil_mode, 
 
 def _lp_backward_planned(grad, factor, x_canonical, plan: PoolPlan, p: float):
     """The gradient from ``grad`` (checked), the chain factor and canonical ``x``."""
-    result = float_dtype(grad.dtype)
-    compute = compute_dtype(result)
+    result, compute = gradient_dtypes(grad.dtype)
     weighted = to_canonical(grad, plan, plan.out_lengths, compute)
     weighted = weighted * factor.astype(compute, copy=False)
     grad_in = _lp_backward_canonical(weighted, x_canonical, plan, p)

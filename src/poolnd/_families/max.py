@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .._dtypes import as_real_array, compute_dtype, float_dtype, max_identity
+from .._dtypes import as_real_array, compute_dtype, gradient_dtypes, max_identity
 from .._geometry import (
     NAN_POLICIES,
     PoolPlan,
@@ -196,8 +196,7 @@ def max_backward_from_window(grad: np.ndarray, positions: np.ndarray, plan: Pool
     grad = check_grad(grad, plan)
     if plan.ndim > KERNEL_AXES:
         return scatter_flat(grad, window_to_flat(positions, plan), plan)
-    result = float_dtype(grad.dtype)
-    compute = compute_dtype(result)
+    result, compute = gradient_dtypes(grad.dtype)
     grad_in = new_input_like(plan, compute)
     k, s, d, p, _, _ = as_kernel_args(window_geometry(plan))
     grad = as_row_array(to_canonical(grad, plan, plan.out_lengths, compute))

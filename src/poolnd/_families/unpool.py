@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _parallel
-from .._dtypes import as_array, as_real_array, compute_dtype, float_dtype
+from .._dtypes import as_array, as_real_array, compute_dtype, gradient_dtypes
 from .._geometry import PoolPlan, plan_unpool
 from .._kernels import unpool as _unpool_kernels
 from .._layout import from_canonical, new_input_like
@@ -57,8 +57,8 @@ def unpool_backward_planned(grad_output, indices: np.ndarray, plan: PoolPlan) ->
             f"grad_output has shape {grad.shape} but {plan.op} of an input of shape "
             f"{plan.out_shape} gives {plan.in_shape}"
         )
-    result = float_dtype(grad.dtype)
-    grad = grad.astype(compute_dtype(result), copy=False)
+    result, compute = gradient_dtypes(grad.dtype)
+    grad = grad.astype(compute, copy=False)
     return gather_flat(grad, indices, plan).astype(result, copy=False)
 
 
