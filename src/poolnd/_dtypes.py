@@ -46,6 +46,12 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
+def max_compute_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype a max kernel compares in: :func:`compute_dtype`, and bools as uint8
+    (numba compares bools as small ints)."""
+    return np.dtype(np.uint8) if dtype == np.bool_ else compute_dtype(dtype)
+
+
 def gradient_dtypes(grad_dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
     """(result, compute) dtypes of every backward: a float gradient keeps its dtype
     (float16 computed in float32), any other gives float64."""

@@ -40,6 +40,15 @@ def from_canonical(arr: np.ndarray, plan: PoolPlan, lengths) -> np.ndarray:
     return arr
 
 
+def max_results_back(out, positions, plan: PoolPlan, dtype):
+    """A max kernel's canonical values (back in ``dtype``: float16 and bool return
+    exactly) and positions (or None), in the input's axis order."""
+    out = from_canonical(out, plan, plan.out_lengths).astype(dtype, copy=False)
+    if positions is not None:
+        positions = from_canonical(positions, plan, plan.out_lengths)
+    return out, positions
+
+
 def new_input_like(plan: PoolPlan, dtype, *, flat: bool = False) -> np.ndarray:
     """A new input-shaped array for a backward kernel, as its canonical view
     ``(B, *lengths, C)`` (``flat``: ``(B, prod(lengths), C)``).

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .. import _parallel
-from .._dtypes import as_real_array, compute_dtype, float_dtype, gradient_dtypes
+from .._dtypes import as_real_array, compute_dtype, float_dtype, gradient_dtypes, max_compute_dtype
 from .._geometry import (
     NAN_POLICIES,
     AdaptivePlan,
@@ -33,6 +33,7 @@ from .._layout import (
     KERNEL_AXES,
     as_row_array,
     from_canonical,
+    max_results_back,
     new_input_like,
     run_planes,
     run_rows,
@@ -133,19 +134,13 @@ def _max_in_two_stages(x, starts, ends, kind, omit_nan):
 
 def adaptive_max_planned(x: np.ndarray, plan: AdaptivePlan, kind: int, omit_nan: bool):
     """Values and positions of ``kind`` for a checked input, in the input's axis order."""
-    compute = np.dtype(np.uint8) if x.dtype == np.bool_ else compute_dtype(x.dtype)
-    canonical = to_canonical(x, plan, plan.lengths, compute)
+    canonical = to_canonical(x, plan, plan.lengths, max_compute_dtype(x.dtype))
     if kind == WINDOW_POSITION and plan.ndim > KERNEL_AXES:
         out, flat = _max_canonical(canonical, plan.starts, plan.ends, FLAT_INDEX, omit_nan)
         positions = _flat_to_adaptive_window(flat, plan)
     else:
         out, positions = _max_canonical(canonical, plan.starts, plan.ends, kind, omit_nan)
-    out = from_canonical(out, plan, plan.out_lengths)
-    if out.dtype != x.dtype:
-        out = out.astype(x.dtype)  # float16 and bool come back, exactly
-    if positions is not None:
-        positions = from_canonical(positions, plan, plan.out_lengths)
-    return out, positions
+    return max_results_back(out, positions, plan, x.dtype)
 
 
 def _starts_grid(plan: AdaptivePlan, ndim: int):

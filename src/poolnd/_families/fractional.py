@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .. import _parallel
-from .._dtypes import as_real_array, compute_dtype, gradient_dtypes
+from .._dtypes import as_real_array, gradient_dtypes, max_compute_dtype
 from .._geometry import (
     FractionalPlan,
     check_flag,
@@ -29,6 +29,7 @@ from .._layout import (
     KERNEL_AXES,
     as_kernel_array,
     from_canonical,
+    max_results_back,
     new_input_like,
     run_planes,
     to_canonical,
@@ -137,16 +138,10 @@ def _in_two_stages(x, starts, kernel, kind):
 
 def fractional_planned(x: np.ndarray, plan: FractionalPlan, samples: np.ndarray, kind: int):
     """Values, positions of ``kind`` (input's axis order) and the kernels' starts."""
-    compute = compute_dtype(x.dtype)
-    if x.dtype == np.bool_:
-        compute = np.dtype(np.uint8)  # numba compares bools as small ints
     starts = _starts(plan, samples)
-    canonical = to_canonical(x, plan, plan.lengths, compute)
+    canonical = to_canonical(x, plan, plan.lengths, max_compute_dtype(x.dtype))
     out, positions = _fractional_canonical(canonical, starts, plan.kernel, kind)
-    out = from_canonical(out, plan, plan.out_lengths).astype(x.dtype, copy=False)
-    if positions is not None:
-        positions = from_canonical(positions, plan, plan.out_lengths)
-    return out, positions, starts
+    return (*max_results_back(out, positions, plan, x.dtype), starts)
 
 
 def fractional_max_pool(x, kernel_size, output_size, output_ratio, axes, return_indices,

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .._dtypes import as_real_array, compute_dtype, gradient_dtypes, max_identity
+from .._dtypes import as_real_array, gradient_dtypes, max_compute_dtype, max_identity
 from .._geometry import (
     NAN_POLICIES,
     PoolPlan,
@@ -25,6 +25,7 @@ from .._layout import (
     as_row_array,
     from_canonical,
     leading_axes,
+    max_results_back,
     new_input_like,
     row_shape,
     run_planes,
@@ -92,17 +93,9 @@ def _max_in_two_stages(x, geometry, kind, omit_nan):
 
 def max_pool_planned(x: np.ndarray, plan: PoolPlan, kind: int, omit_nan: bool):
     """Values and positions of ``kind`` for a checked input, in the input's axis order."""
-    compute = compute_dtype(x.dtype)
-    if x.dtype == np.bool_:
-        compute = np.dtype(np.uint8)  # numba compares bools as small ints
-    canonical = to_canonical(x, plan, plan.lengths, compute)
+    canonical = to_canonical(x, plan, plan.lengths, max_compute_dtype(x.dtype))
     out, positions = _max_canonical(canonical, window_geometry(plan), kind, omit_nan)
-    out = from_canonical(out, plan, plan.out_lengths)
-    if out.dtype != x.dtype:
-        out = out.astype(x.dtype)  # float16 and bool come back, exactly
-    if positions is not None:
-        positions = from_canonical(positions, plan, plan.out_lengths)
-    return out, positions
+    return max_results_back(out, positions, plan, x.dtype)
 
 
 def max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes, return_indices,
@@ -138,7 +131,7 @@ def _prepare(plan: PoolPlan, dtype: np.dtype, contiguous: bool, kind: int, omit_
     geometry = window_geometry(plan)
     if kind == WINDOW_POSITION and plan.ndim > KERNEL_AXES:
         return lambda x: max_pool_with_window_positions(x, plan, omit_nan)
-    if (compute_dtype(dtype) != dtype or dtype == np.bool_ or plan.ndim > KERNEL_AXES
+    if (max_compute_dtype(dtype) != dtype or plan.ndim > KERNEL_AXES
             or (kind == NO_POSITION and is_large_window(geometry))):
         return lambda x: max_pool_planned(x, plan, kind, omit_nan)
     omit_nan = omit_nan and dtype.kind == "f"
