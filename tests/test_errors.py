@@ -265,3 +265,107 @@ def test_layers_keep_list_and_array_arguments_as_tuples():
     assert repr(layer) == ("AvgPoolNd(kernel_size=(2, 2), stride=(1, 1), padding=0, "
                            "dilation=(1, 1), ceil_mode=False, count_include_pad=True)")
     np.testing.assert_array_equal(layer(X), poolnd.avg_pool(X, (2, 2), 1))
+
+
+# --- layers: their arguments are checked when they are made -------------------
+
+
+def _layer_mistakes():
+    """(class name, args, kwargs, the argument, its value) for every layer of poolnd.nn."""
+    window = [((0,), {}, "kernel_size", 0), ((2,), {"stride": -1}, "stride", -1),
+              ((2.0,), {}, "kernel_size", 2.0), ((2,), {"padding": -1}, "padding", -1),
+              ((2,), {"dilation": 0}, "dilation", 0)]
+    mistakes = {
+        "MaxPool": window,
+        "AvgPool": window,
+        "LPPool": [((2, 0), {}, "kernel_size", 0), ((2, 2), {"stride": -1}, "stride", -1),
+                   ((2, 2.0), {}, "kernel_size", 2.0)],
+        "MaxUnpool": [((0,), {}, "kernel_size", 0), ((2,), {"stride": -1}, "stride", -1),
+                      ((2.0,), {}, "kernel_size", 2.0), ((2,), {"padding": "same"}, "padding",
+                                                          "same")],
+        "FractionalMaxPool": [((0,), {"output_ratio": 0.5}, "kernel_size", 0),
+                              ((2.0,), {"output_ratio": 0.5}, "kernel_size", 2.0),
+                              ((2,), {"output_size": 0}, "output_size", 0)],
+        "AdaptiveMaxPool": [((0,), {}, "output_size", 0), ((2.0,), {}, "output_size", 2.0)],
+        "AdaptiveAvgPool": [((0,), {}, "output_size", 0), ((2.0,), {}, "output_size", 2.0)],
+    }
+    for name in poolnd.nn.__all__:
+        kind, nd = name[:-2], name[-2:]
+        for args, kwargs, argument, value in mistakes[kind]:
+            if nd == "Nd":  # two axes, so that only the mistake is wrong
+                kwargs = {**kwargs, "axes": (-2, -1)}
+            yield pytest.param(name, args, kwargs, argument, value,
+                               id=f"{name}-{argument}={value!r}")
+
+
+@pytest.mark.parametrize("name, args, kwargs, argument, value", list(_layer_mistakes()))
+def test_every_layer_refuses_bad_arguments_when_made(name, args, kwargs, argument, value):
+    # MaxPool2d(0) and MaxPool2d(2, stride=-1) once constructed, failing at the first call
+    with pytest.raises((ValueError, TypeError)) as made:
+        getattr(poolnd.nn, name)(*args, **kwargs)
+    assert argument in str(made.value) and repr(value) in str(made.value)
+
+
+@pytest.mark.parametrize("layer, call", [
+    (lambda: poolnd.nn.MaxPool2d(0), lambda: poolnd.max_pool2d(X, 0)),
+    (lambda: poolnd.nn.AvgPool2d(2, stride=-1), lambda: poolnd.avg_pool2d(X, 2, stride=-1)),
+    (lambda: poolnd.nn.MaxPool2d(2.0), lambda: poolnd.max_pool2d(X, 2.0)),
+    (lambda: poolnd.nn.AvgPool2d(2, padding=(1, 2, 3)),
+     lambda: poolnd.avg_pool2d(X, 2, padding=(1, 2, 3))),
+])
+def test_a_layer_refuses_what_its_op_refuses_with_the_same_message(layer, call):
+    with pytest.raises((ValueError, TypeError)) as made:
+        layer()
+    with pytest.raises(type(made.value)) as called:
+        call()
+    assert str(made.value) == str(called.value)
+
+
+@pytest.mark.parametrize("op", [poolnd.max_pool, poolnd.avg_pool, poolnd.max_pool2d,
+                                poolnd.avg_pool2d, poolnd.lp_pool2d])
+def test_a_float_kernel_size_is_refused_even_when_whole(op):
+    args = (2, 2.0) if op is poolnd.lp_pool2d else (2.0,)
+    kwargs = {"axes": (-2, -1)} if op in (poolnd.max_pool, poolnd.avg_pool) else {}
+    _raises_unmodified(TypeError, r"kernel_size.*2\.0", op, X, *args, **kwargs)
+
+
+def _twin_named_in(message):
+    return re.search(r"or (?:call|use) (\w+)", message).group(1)
+
+
+@pytest.mark.parametrize("make", [
+    *(pytest.param(lambda name=name: getattr(poolnd.nn, name)(2), id=name)
+      for name in poolnd.nn.__all__ if name.endswith("Nd") and "Fractional" not in name
+      and "LP" not in name),
+    pytest.param(lambda: poolnd.nn.LPPoolNd(2, 2), id="LPPoolNd"),
+    pytest.param(lambda: poolnd.nn.FractionalMaxPoolNd(2, output_ratio=0.5),
+                 id="FractionalMaxPoolNd"),
+])
+def test_the_hint_for_a_bare_int_names_a_layer_that_exists(make):
+    # MaxPoolNd(2) once suggested "MaxPoolNd2d"
+    with pytest.raises(ValueError, match="does not say how many axes") as made:
+        make()
+    assert hasattr(poolnd.nn, _twin_named_in(str(made.value)))
+
+
+@pytest.mark.parametrize("op", [poolnd.max_pool, poolnd.avg_pool, poolnd.adaptive_max_pool,
+                                poolnd.adaptive_avg_pool])
+def test_the_hint_for_a_bare_int_names_an_op_that_exists(op):
+    with pytest.raises(ValueError, match="does not say how many axes") as called:
+        op(X, 2)
+    assert hasattr(poolnd, _twin_named_in(str(called.value)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda t: poolnd.max_pool2d(t, 2),
+    lambda t: poolnd.avg_pool(t, (2, 2)),
+    lambda t: poolnd.nn.MaxPool2d(2)(t),
+    lambda t: poolnd.nn.AdaptiveAvgPool2d(1)(t),
+])
+def test_a_torch_tensor_that_requires_grad_is_a_type_error(call):
+    torch = pytest.importorskip("torch")
+    tensor = torch.zeros(1, 1, 4, 4, requires_grad=True)
+    with pytest.raises(TypeError, match=r"torch\.Tensor of shape \(1, 1, 4, 4\) that requires "
+                                        r"grad.*detach\(\)\.numpy\(\)"):
+        call(tensor)
+    assert call(tensor.detach()).shape[-2:] in ((2, 2), (1, 1))  # without grad: pooled

@@ -239,3 +239,19 @@ def test_max_gradients_are_arrays_of_their_own_so_mygrad_does_not_copy_them():
         assert grad.base is None and grad.flags.c_contiguous, type(layer).__name__
     out, indices = poolnd.max_pool(x, 2, axes=(2, 3), return_indices=True)
     assert poolnd.max_pool_backward(out, indices, x.shape, (2, 2)).base is None
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda x: pm.max_pool(x, 2, 2), "pool"),
+    (lambda x: pm.avg_pool(x, 2, 2), "pool"),
+    (lambda x: pm.lp_pool(x, 2, 2), "pool"),
+    (lambda x: pm.adaptive_max_pool(x, 2), "output_size"),
+    (lambda x: pm.adaptive_avg_pool(x, 2), "output_size"),
+])
+def test_a_bare_int_pool_names_mygrads_argument_not_a_layer(call, name):
+    # poolnd.mygrad.max_pool(t, 2, 2) once spoke of MaxPoolNd (and of MaxPoolNd2d)
+    with pytest.raises(TypeError) as refused:
+        call(mg.tensor(np.zeros((4, 4))))
+    message = str(refused.value)
+    assert f"{name}=2 " in message and f"{name}=(2, 2)" in message
+    assert "Nd" not in message

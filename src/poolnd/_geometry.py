@@ -112,15 +112,24 @@ def freeze(value):
     return value
 
 
-@_plan_cache
-def _plan_cached(op, shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n):
+def pool_arguments(op, kernel_size, stride=None, padding=0, dilation=1, axes=None,
+                   n: int | None = None):
+    """The checks of :func:`plan_pool` that need no input (layers run them when made):
+    ``(N, kernel, stride, dilation, padding pairs)``, the pairs None for ``"same"``."""
     ndim_pooled = _pooled_ndim(op, kernel_size, axes, n)
-    axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
-    lengths = tuple(shape[a] for a in axes)
     kernel = positive_ints("kernel_size", kernel_size, ndim_pooled)
     stride = kernel if stride is None else positive_ints("stride", stride, ndim_pooled)
     dilation = positive_ints("dilation", dilation, ndim_pooled)
-    pad_before, pad_after = _padding_pairs(padding, lengths, kernel, stride, dilation)
+    return ndim_pooled, kernel, stride, dilation, _explicit_padding(padding, ndim_pooled)
+
+
+@_plan_cache
+def _plan_cached(op, shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n):
+    ndim_pooled, kernel, stride, dilation, pads = pool_arguments(
+        op, kernel_size, stride, padding, dilation, axes, n)
+    axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
+    lengths = tuple(shape[a] for a in axes)
+    pad_before, pad_after = pads or _same_padding(lengths, kernel, stride, dilation)
 
     out_lengths = []
     for i in range(ndim_pooled):
@@ -182,13 +191,17 @@ def _pooled_ndim(op, kernel_size, axes, n, name="kernel_size"):
             raise TypeError(f"axes must be a tuple of ints, got {axes!r}; write axes=({axes},)")
         if not isinstance(axes, tuple) or not axes:
             raise TypeError(f"axes must be a non-empty tuple of ints, got {axes!r}")
+        if not all(is_int(axis) for axis in axes):
+            raise TypeError(f"axes must hold ints, got {axes!r}")
         sources.append((len(axes), f"axes={axes!r} names {len(axes)}"))
     if isinstance(kernel_size, tuple):
         if not kernel_size:
             raise ValueError(f"{name}=() is empty: give at least one length")
         sources.append((len(kernel_size), f"{name}={kernel_size!r} has {len(kernel_size)}"))
     if not sources:
-        hint = "" if op.endswith("_backward") else f", or call {op}2d"
+        # the 2-d twin that fixes N: max_pool2d for max_pool, MaxPool2d for MaxPoolNd
+        twin = f"{op[:-2]}2d" if op.endswith("Nd") else f"{op}2d"
+        hint = "" if op.endswith("_backward") else f", or use {twin}"
         raise ValueError(
             f"{op}: {name}={kernel_size!r} does not say how many axes to pool; pass a "
             f"tuple such as {name}=({kernel_size}, {kernel_size}), or axes=(-2, -1){hint}"
@@ -208,9 +221,7 @@ def _normalize_axes(op, axes, ndim_pooled, ndim):
     if axes is None:
         return tuple(range(ndim - ndim_pooled, ndim))
     normalized = []
-    for axis in axes:
-        if not is_int(axis):
-            raise TypeError(f"axes must hold ints, got {axes!r}")
+    for axis in axes:  # ints: _pooled_ndim checked them
         if not -ndim <= axis < ndim:
             raise ValueError(f"axes={axes!r}: axis {axis} is out of range for {ndim}-d input")
         normalized.append(int(axis) % ndim)
@@ -254,14 +265,13 @@ def _int64(name, value, v) -> int:
     return v
 
 
-def _padding_pairs(padding, lengths, kernel, stride, dilation):
-    """(before, after) padding per axis from any accepted spelling of ``padding``."""
-    ndim = len(lengths)
+def _explicit_padding(padding, ndim):
+    """(before, after) padding per axis, or None for ``"same"`` (which needs the lengths)."""
     if isinstance(padding, str):
         if padding == "valid":
             return (0,) * ndim, (0,) * ndim
         if padding == "same":
-            return _same_padding(lengths, kernel, stride, dilation)
+            return None
         raise ValueError(f"padding={padding!r} must be 'valid', 'same', an int or a tuple")
     if isinstance(padding, tuple) and len(padding) == ndim:
         pairs = []
@@ -397,12 +407,20 @@ def plan_adaptive(op: str, shape: tuple[int, ...], output_size, axes=None,
                                  freeze(axes), n)
 
 
+def adaptive_arguments(op, output_size, axes=None, n: int | None = None):
+    """The checks of :func:`plan_adaptive` that need no input (layers run them when made):
+    ``(N, sizes)``, ``None`` in ``sizes`` for the axes kept as they are."""
+    ndim_pooled = _pooled_ndim(op, output_size, axes, n, name="output_size")
+    return ndim_pooled, _output_sizes(output_size, ndim_pooled)
+
+
 @_plan_cache
 def _plan_adaptive_cached(op, shape, output_size, axes, n):
-    ndim_pooled = _pooled_ndim(op, output_size, axes, n, name="output_size")
+    ndim_pooled, sizes = adaptive_arguments(op, output_size, axes, n)
     axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
     lengths = tuple(shape[a] for a in axes)
-    out_lengths = _output_sizes(output_size, lengths)
+    # None keeps the axis as it is
+    out_lengths = tuple(length if size is None else size for size, length in zip(sizes, lengths))
     for i, (axis, length) in enumerate(zip(axes, lengths)):
         if length == 0:
             raise ValueError(
@@ -446,9 +464,9 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _output_sizes(output_size, lengths):
-    """``output_size`` (an int, or an N-tuple of ints and ``None``) as N lengths, each >= 1."""
-    ndim = len(lengths)
+def _output_sizes(output_size, ndim):
+    """``output_size`` (an int, or an N-tuple of ints and ``None``) as N sizes, each >= 1
+    or None."""
     if isinstance(output_size, tuple):
         sizes = output_size  # its length was checked with N
     elif is_int(output_size):
@@ -458,9 +476,9 @@ def _output_sizes(output_size, lengths):
             f"output_size must be an int or a tuple of {ndim} ints or None, got {output_size!r}"
         )
     out = []
-    for size, length in zip(sizes, lengths):
+    for size in sizes:
         if size is None:
-            out.append(length)  # None keeps the axis as it is
+            out.append(None)
         elif not is_int(size):
             raise TypeError(
                 f"output_size={output_size!r}: each entry must be an int or None, got {size!r}"
@@ -532,22 +550,36 @@ def plan_fractional(op: str, shape: tuple[int, ...], kernel_size, output_size=No
                                    freeze(output_size), freeze(output_ratio), freeze(axes), n)
 
 
-@_plan_cache
-def _plan_fractional_cached(op, shape, kernel_size, output_size, output_ratio, axes, n):
-    check_fractional_output(op, output_size, output_ratio)
+def fractional_arguments(op, kernel_size, output_size=None, output_ratio=None, axes=None,
+                         n: int | None = None):
+    """The checks of :func:`plan_fractional` that need no input (layers run them when made):
+    ``(N, kernel, output lengths, ratios)``, the lengths None when ratios are given and
+    the ratios None when lengths are."""
+    _check_fractional_output(op, output_size, output_ratio)
     name, sizes = "kernel_size", kernel_size
     if not isinstance(kernel_size, tuple):  # a tuple output_size or output_ratio may fix N
         for other, value in (("output_size", output_size), ("output_ratio", output_ratio)):
             if isinstance(value, tuple):
                 name, sizes = other, value
     ndim_pooled = _pooled_ndim(op, sizes, axes, n, name=name)
-    axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
-    lengths = tuple(shape[a] for a in axes)
     kernel = positive_ints("kernel_size", kernel_size, ndim_pooled)
     if output_size is not None:
-        out_lengths = positive_ints("output_size", output_size, ndim_pooled)
-    else:
-        out_lengths = _ratio_lengths(op, output_ratio, axes, lengths)
+        return ndim_pooled, kernel, positive_ints("output_size", output_size, ndim_pooled), None
+    ratios = output_ratio if isinstance(output_ratio, tuple) else (output_ratio,) * ndim_pooled
+    if len(ratios) != ndim_pooled:
+        raise ValueError(f"output_ratio={output_ratio!r} has {len(ratios)} values but "
+                         f"{ndim_pooled} axes are pooled")
+    return ndim_pooled, kernel, None, ratios
+
+
+@_plan_cache
+def _plan_fractional_cached(op, shape, kernel_size, output_size, output_ratio, axes, n):
+    ndim_pooled, kernel, out_lengths, ratios = fractional_arguments(
+        op, kernel_size, output_size, output_ratio, axes, n)
+    axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
+    lengths = tuple(shape[a] for a in axes)
+    if out_lengths is None:
+        out_lengths = _ratio_lengths(op, ratios, axes, lengths)
     for i, (axis, length, k, out) in enumerate(zip(axes, lengths, kernel, out_lengths)):
         if out + k - 1 > length:
             raise ValueError(
@@ -561,12 +593,8 @@ def _plan_fractional_cached(op, shape, kernel_size, output_size, output_ratio, a
                           inner_shape=inner_shape)
 
 
-def check_fractional_output(op, output_size, output_ratio) -> None:
-    """Exactly one of ``output_size`` and ``output_ratio``; every ratio a number in ``(0, 1)``.
-
-    What can be checked before the input's shape is known (layers check it
-    when they are made).
-    """
+def _check_fractional_output(op, output_size, output_ratio) -> None:
+    """Exactly one of ``output_size`` and ``output_ratio``; every ratio a number in ``(0, 1)``."""
     if (output_size is None) == (output_ratio is None):
         given = "neither" if output_size is None else "both"
         raise ValueError(f"{op} needs exactly one of output_size and output_ratio, got {given}")
@@ -584,14 +612,8 @@ def check_fractional_output(op, output_size, output_ratio) -> None:
             )
 
 
-def _ratio_lengths(op, output_ratio, axes, lengths):
-    """``int(L * ratio)`` per axis (ratios checked already), each length >= 1."""
-    ndim = len(lengths)
-    ratios = output_ratio if isinstance(output_ratio, tuple) else (output_ratio,) * ndim
-    if len(ratios) != ndim:
-        raise ValueError(
-            f"output_ratio={output_ratio!r} has {len(ratios)} values but {ndim} axes are pooled"
-        )
+def _ratio_lengths(op, ratios, axes, lengths):
+    """``int(L * ratio)`` per axis (one ratio per axis, checked already), each length >= 1."""
     out = []
     for i, (axis, length, ratio) in enumerate(zip(axes, lengths, ratios)):
         length_out = int(length * float(ratio))
@@ -673,18 +695,26 @@ def plan_unpool(op: str, shape: tuple[int, ...], kernel_size, stride=None, paddi
                                freeze(axes), n)
 
 
-@_plan_cache
-def _plan_unpool_cached(op, shape, kernel_size, stride, padding, output_size, axes, n):
+def unpool_arguments(op, kernel_size, stride=None, padding=0, axes=None,
+                     n: int | None = None):
+    """The checks of :func:`plan_unpool` that need no input (layers run them when made):
+    ``(N, kernel, stride, (before, after) padding)``."""
     ndim_pooled = _pooled_ndim(op, kernel_size, axes, n)
-    axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
-    lengths = tuple(shape[a] for a in axes)
     kernel = positive_ints("kernel_size", kernel_size, ndim_pooled)
     stride = kernel if stride is None else positive_ints("stride", stride, ndim_pooled)
     if isinstance(padding, str):
         raise ValueError(f"{op}: padding={padding!r} needs the pooled input's length; give "
                          f"numeric padding, or output_size")
+    return ndim_pooled, kernel, stride, _explicit_padding(padding, ndim_pooled)
+
+
+@_plan_cache
+def _plan_unpool_cached(op, shape, kernel_size, stride, padding, output_size, axes, n):
+    ndim_pooled, kernel, stride, (before, after) = unpool_arguments(
+        op, kernel_size, stride, padding, axes, n)
+    axes = _normalize_axes(op, axes, ndim_pooled, len(shape))
+    lengths = tuple(shape[a] for a in axes)
     ones = (1,) * ndim_pooled
-    before, after = _padding_pairs(padding, lengths, kernel, stride, ones)
     default = tuple((length - 1) * s + k - b - a
                     for length, k, s, b, a in zip(lengths, kernel, stride, before, after))
     sizes = default if output_size is None else _unpool_sizes(op, output_size, shape, axes)

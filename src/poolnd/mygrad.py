@@ -77,6 +77,16 @@ def pooled(x: Tensor | ArrayLike, layer: Any, constant: bool | None = None,
     return Tensor._op(operation, x, op_args=(layer,), constant=constant)
 
 
+def _per_axis(value: Any, name: str) -> Any:
+    """MyGrad's rule: ``pool`` (or ``output_size``) gives one size per pooled axis, the
+    last ``len(pool)`` axes; a bare int names no axes."""
+    if isinstance(value, (tuple, list, np.ndarray)):
+        return value
+    raise TypeError(f"{name}={value!r} must be a tuple with one value per pooled axis (the "
+                    f"last len({name}) axes are pooled, as in MyGrad); for the last two axes "
+                    f"write {name}=({value!r}, {value!r})")
+
+
 def max_pool(x: Tensor | ArrayLike, pool: Sequence[int], stride: Size, *, padding: Padding = 0,
              dilation: Size = 1, ceil_mode: bool = False, nan_policy: NanPolicy = "propagate",
              constant: bool | None = None) -> Tensor:
@@ -93,8 +103,9 @@ def max_pool(x: Tensor | ArrayLike, pool: Sequence[int], stride: Size, *, paddin
     >>> max_pool(x, (3, 3), 2, padding=1).shape
     (1, 1, 2, 2)
     """
-    return pooled(x, nn.MaxPoolNd(pool, stride, padding, dilation, ceil_mode=ceil_mode,
-                                  nan_policy=nan_policy), constant, MaxPoolOperation)
+    layer = nn.MaxPoolNd(_per_axis(pool, "pool"), stride, padding, dilation,
+                         ceil_mode=ceil_mode, nan_policy=nan_policy)
+    return pooled(x, layer, constant, MaxPoolOperation)
 
 
 def avg_pool(x: Tensor | ArrayLike, pool: Sequence[int], stride: Size, *, padding: Padding = 0,
@@ -109,8 +120,9 @@ def avg_pool(x: Tensor | ArrayLike, pool: Sequence[int], stride: Size, *, paddin
     >>> out, x.grad
     (Tensor([[1.5, 3.5]]), array([[0.5, 0.5, 0.5, 0.5]]))
     """
-    return pooled(x, nn.AvgPoolNd(pool, stride, padding, ceil_mode, count_include_pad,
-                                  divisor_override, dilation=dilation), constant)
+    layer = nn.AvgPoolNd(_per_axis(pool, "pool"), stride, padding, ceil_mode,
+                         count_include_pad, divisor_override, dilation=dilation)
+    return pooled(x, layer, constant)
 
 
 def lp_pool(x: Tensor | ArrayLike, norm_type: float, pool: Sequence[int],
@@ -122,7 +134,7 @@ def lp_pool(x: Tensor | ArrayLike, norm_type: float, pool: Sequence[int],
     >>> lp_pool(mg.Tensor([[3., 4., 1., 0.]]), 2, (2,))
     Tensor([[5., 1.]])
     """
-    return pooled(x, nn.LPPoolNd(norm_type, pool, stride, ceil_mode), constant)
+    return pooled(x, nn.LPPoolNd(norm_type, _per_axis(pool, "pool"), stride, ceil_mode), constant)
 
 
 def adaptive_max_pool(x: Tensor | ArrayLike, output_size: Sequence[int | None], *,
@@ -135,7 +147,8 @@ def adaptive_max_pool(x: Tensor | ArrayLike, output_size: Sequence[int | None], 
     >>> adaptive_max_pool(mg.Tensor(np.arange(10.0)), (3,))
     Tensor([3., 6., 9.])
     """
-    return pooled(x, nn.AdaptiveMaxPoolNd(output_size, nan_policy=nan_policy), constant)
+    layer = nn.AdaptiveMaxPoolNd(_per_axis(output_size, "output_size"), nan_policy=nan_policy)
+    return pooled(x, layer, constant)
 
 
 def adaptive_avg_pool(x: Tensor | ArrayLike, output_size: Sequence[int | None], *,
@@ -148,4 +161,4 @@ def adaptive_avg_pool(x: Tensor | ArrayLike, output_size: Sequence[int | None], 
     Tensor([[1.5],
             [5.5]])
     """
-    return pooled(x, nn.AdaptiveAvgPoolNd(output_size), constant)
+    return pooled(x, nn.AdaptiveAvgPoolNd(_per_axis(output_size, "output_size")), constant)

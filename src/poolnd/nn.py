@@ -23,6 +23,7 @@ import collections
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._backends import refuse_autograd
 from ._dtypes import as_real_array
 from ._families.adaptive import (
     adaptive_avg_backward_planned,
@@ -40,17 +41,20 @@ from ._families.max import (
 from ._families.unpool import max_unpool_planned, unpool_backward_planned
 from ._geometry import (
     NAN_POLICIES,
+    adaptive_arguments,
     check_choice,
     check_divisor,
     check_flag,
-    check_fractional_output,
     check_grad,
     check_norm_type,
+    fractional_arguments,
     freeze,
     plan_adaptive,
     plan_fractional,
     plan_pool,
     plan_unpool,
+    pool_arguments,
+    unpool_arguments,
 )
 from ._positions import FLAT_INDEX, WINDOW_POSITION, scatter_flat
 from ._types import Axes, LayerT, NanPolicy, OutputSize, Padding, Ratio, Seed, Size
@@ -84,6 +88,12 @@ __all__ = [
     "MaxUnpool3d",
     "MaxUnpoolNd",
 ]
+
+
+def _input(x: ArrayLike) -> np.ndarray:
+    """A layer's input as a NumPy array, refused as the functional ops refuse it."""
+    refuse_autograd(x, "x")
+    return as_real_array(x, "x")
 
 
 class SavedForwards:
@@ -170,6 +180,12 @@ class _Pool(SavedForwards):
         self.dilation = freeze(dilation)
         self.ceil_mode = check_flag("ceil_mode", ceil_mode)
         self.axes = freeze(axes)
+        # the call's own checks, now: MaxPool2d(0) is refused when made, not at its first call
+        self._check_arguments()
+
+    def _check_arguments(self) -> None:
+        pool_arguments(self._op, self.kernel_size, self.stride, self.padding, self.dilation,
+                       self.axes, self._n)
 
     def _axes_from(self, axes, channels_last, size, name="kernel_size"):
         """``axes``, or with ``channels_last=True`` the N axes just before the last."""
@@ -254,7 +270,7 @@ class MaxPoolNd(_MaxLayer, _Pool):
         self._keep_maxima(return_indices, nan_policy)
 
     def forward(self, x: ArrayLike) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        x = as_real_array(x, "x")
+        x = _input(x)
         kind = FLAT_INDEX if self.return_indices else WINDOW_POSITION
         geometry = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
                     self.axes)
@@ -286,7 +302,7 @@ class AvgPoolNd(_Pool):
         self._override = check_divisor(divisor_override)
 
     def forward(self, x: ArrayLike) -> np.ndarray:
-        x = as_real_array(x, "x")
+        x = _input(x)
         plan = self._plan_for(x)
         out = avg_pool_planned(x, plan, self.count_include_pad, self._override)
         self._save(plan)
@@ -342,7 +358,7 @@ class LPPoolNd(_Pool):
         self.norm_type = norm_type
 
     def forward(self, x: ArrayLike) -> np.ndarray:
-        x = as_real_array(x, "x")
+        x = _input(x)
         plan = self._plan_for(x)
         out, state = lp_layer_forward(x, plan, self._p)
         self._save(plan, state)
@@ -373,22 +389,25 @@ class FractionalMaxPoolNd(_Pool):
                  output_ratio: Ratio | None = None, return_indices: bool = False, *,
                  axes: Axes = None, channels_last: bool = False,
                  samples: ArrayLike | None = None, rng: Seed = None) -> None:
-        super().__init__(kernel_size, None, 0, 1, False, axes, channels_last)
-        check_fractional_output(self._op, output_size, output_ratio)
-        if samples is not None and rng is not None:
-            raise ValueError("give samples or rng, not both")
         self.output_size = freeze(output_size)
         self.output_ratio = freeze(output_ratio)
+        super().__init__(kernel_size, None, 0, 1, False, axes, channels_last)
+        if samples is not None and rng is not None:
+            raise ValueError("give samples or rng, not both")
         self.return_indices = check_flag("return_indices", return_indices)
         self.samples = samples
         self._rng = None if samples is not None else np.random.default_rng(rng)
+
+    def _check_arguments(self) -> None:
+        fractional_arguments(self._op, self.kernel_size, self.output_size, self.output_ratio,
+                             self.axes, self._n)
 
     def _plan_for(self, x):
         return plan_fractional(self._op, x.shape, self.kernel_size, self.output_size,
                                self.output_ratio, self.axes, self._n)
 
     def forward(self, x: ArrayLike) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        x = as_real_array(x, "x")
+        x = _input(x)
         plan = self._plan_for(x)
         samples = fractional_samples(plan, x.dtype, self.samples, self._rng)
         flat = self.return_indices or plan.ndim > 3
@@ -427,13 +446,17 @@ class MaxUnpoolNd(_Pool):
                  axes: Axes = None, channels_last: bool = False) -> None:
         super().__init__(kernel_size, stride, padding, 1, False, axes, channels_last)
 
+    def _check_arguments(self) -> None:
+        unpool_arguments(self._op, self.kernel_size, self.stride, self.padding, self.axes,
+                         self._n)
+
     def __call__(self, x: ArrayLike, indices: ArrayLike,
                  output_size: Size | None = None) -> np.ndarray:
         return self.forward(x, indices, output_size)
 
     def forward(self, x: ArrayLike, indices: ArrayLike,
                 output_size: Size | None = None) -> np.ndarray:
-        x = as_real_array(x, "x")
+        x = _input(x)
         plan = plan_unpool(self._op, x.shape, self.kernel_size, self.stride, self.padding,
                            output_size, self.axes, self._n)
         out, indices = max_unpool_planned(x, indices, plan)
@@ -464,6 +487,7 @@ class _AdaptivePool(_Pool):
                  channels_last: bool) -> None:  # no kernel, stride, padding
         self.output_size = freeze(output_size)
         self.axes = freeze(self._axes_from(axes, channels_last, output_size, "output_size"))
+        adaptive_arguments(self._op, self.output_size, self.axes, self._n)
 
     def _plan_for(self, x):
         return plan_adaptive(self._op, x.shape, self.output_size, self.axes, self._n)
@@ -490,7 +514,7 @@ class AdaptiveMaxPoolNd(_MaxLayer, _AdaptivePool):
         self._keep_maxima(return_indices, nan_policy)
 
     def forward(self, x: ArrayLike) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        x = as_real_array(x, "x")
+        x = _input(x)
         plan = self._plan_for(x)
         kind = FLAT_INDEX if self.return_indices else WINDOW_POSITION
         out, positions = adaptive_max_planned(x, plan, kind, self.nan_policy == "omit")
@@ -514,7 +538,7 @@ class AdaptiveAvgPoolNd(_AdaptivePool):
         super().__init__(output_size, axes, channels_last)
 
     def forward(self, x: ArrayLike) -> np.ndarray:
-        x = as_real_array(x, "x")
+        x = _input(x)
         plan = self._plan_for(x)
         out = adaptive_avg_planned(x, plan)
         self._save(plan)

@@ -18,8 +18,23 @@ from . import numpy as _numpy
 
 def backend_for(*arrays) -> ModuleType:
     """The backend that pools ``arrays``: Dask if any of them is a Dask array."""
+    for array in arrays:
+        refuse_autograd(array)
     if any(is_dask_array(a) for a in arrays):
         from . import dask  # Dask is imported only when a Dask array arrives
 
         return dask
     return _numpy
+
+
+def refuse_autograd(x, name: str | None = None) -> None:
+    """Refuse a tensor that records gradients (torch's ``requires_grad``): NumPy cannot
+    read it (torch raises a RuntimeError inside ``np.asarray``), and a result pooled
+    outside its autograd would leave its graph without a word."""
+    if getattr(x, "requires_grad", False) is not True:
+        return
+    what = f"{type(x).__module__}.{type(x).__qualname__} of shape {tuple(x.shape)}"
+    given = f"{name} is a {what}" if name else f"got a {what}"
+    raise TypeError(f"{given} that requires grad; poolnd pools NumPy arrays, outside torch's "
+                    f"autograd: pass {name or 'tensor'}.detach().numpy(), and take the "
+                    f"gradient with poolnd's backward functions or a layer's backward()")
