@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -54,3 +55,43 @@ def test_missing_dependency_is_one_line_naming_the_extra(module):
     assert done.stderr.count("\n") == 1
     assert "pip install 'poolnd[demo]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _slow_first_call(method, seconds):
+    """``method``, its first call held up ``seconds`` (as numba's first compile holds it)."""
+    calls = []
+
+    def first_slow(self, *args, **kwargs):
+        if not calls:
+            calls.append(1)
+            time.sleep(seconds)
+        return method(self, *args, **kwargs)
+
+    return first_slow
+
+
+def test_compare_warms_both_sides_and_words_the_ratio_plainly(capsys, monkeypatch):
+    from mygrad.nnet.layers.pooling import MaxPoolND
+
+    from poolnd import mygrad as pm
+
+    for operation in (pm.MaxPoolOperation, MaxPoolND):
+        monkeypatch.setattr(operation, "__call__", _slow_first_call(operation.__call__, 2.0))
+    assert demo.main(epochs=1, compare=True) == 0
+    out = capsys.readouterr().out
+    pooling = re.search(r"^pooling: poolnd (\d+\.\d) times as fast as MyGrad's own max_pool "
+                        r"\((\d+\.\d\d) s against (\d+\.\d\d) s\)$", out, re.M)
+    assert pooling, out
+    ratio, ours, theirs = map(float, pooling.groups())
+    # the slow first calls fell in the warm-up, not in the times compared
+    assert ours < 2.0 and theirs < 2.0
+    # the ratio of the times shown, within their rounding (0.005 s) and its own (0.05)
+    assert (theirs - 0.005) / (ours + 0.005) - 0.05 <= ratio
+    assert ours <= 0.005 or ratio <= (theirs + 0.005) / (ours - 0.005) + 0.05
+    assert re.search(r"^whole training: \d+\.\d times as fast \(", out, re.M), out
+    assert "x faster" not in out
+
+
+def test_times_as_fast_says_slower_plainly_too():
+    assert demo.times_as_fast(5.3, 1.0) == "5.3 times as fast"
+    assert demo.times_as_fast(0.8, 1.0) == "0.8 times as fast"
