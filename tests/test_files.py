@@ -68,7 +68,9 @@ def test_pool_zarr_to_zarr_chunk_by_chunk(tmp_path):
                  "--ceil-mode") == 0
     out = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")
     assert out.chunks == (8, 8, 8)  # the pooled chunks, regular as Zarr needs
-    np.testing.assert_array_equal(out[...], poolnd.avg_pool(data, (2, 2, 2), ceil_mode=True))
+    assert out.dtype == np.uint16  # an average of integers keeps their dtype, rounded
+    np.testing.assert_array_equal(out[...], np.rint(poolnd.avg_pool(data, (2, 2, 2),
+                                                                    ceil_mode=True)))
     assert _pool(source, tmp_path / "out.npy", "--kernel", "3", "--stride", "2",
                  "--padding", "1") == 0
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"),
@@ -81,8 +83,9 @@ def test_pool_tiff(tmp_path):
     tifffile.imwrite(tmp_path / "in.tif", data)
     assert _pool(tmp_path / "in.tif", tmp_path / "out.tiff", "--op", "avg", "--kernel",
                  "2") == 0
-    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tiff"),
-                                  poolnd.avg_pool(data, (2, 2)))
+    got = tifffile.imread(tmp_path / "out.tiff")
+    assert got.dtype == np.uint16  # an average of integers keeps their dtype, rounded
+    np.testing.assert_array_equal(got, np.rint(poolnd.avg_pool(data, (2, 2))))
 
 
 def _tiff(path, data, axes=None):
@@ -135,27 +138,31 @@ def test_pyramid_of_a_tiff_names_its_axes(tmp_path):
     source = _tiff(tmp_path / "rgb.tif", data)
     assert _pyramid(source, tmp_path / "p.zarr", "--levels", "3") == 0
     group, levels = _levels(tmp_path / "p.zarr")
-    assert [level.shape for level in levels] == [(40, 60, 3), (20, 30, 3), (10, 15, 3)]
+    # stored in NGFF's order, colours before space
+    assert [level.shape for level in levels] == [(3, 40, 60), (3, 20, 30), (3, 10, 15)]
+    np.testing.assert_array_equal(levels[0], data.transpose(2, 0, 1))
     (multiscale,) = group.attrs["ome"]["multiscales"]
-    assert multiscale["axes"] == [{"name": "y", "type": "space"}, {"name": "x", "type": "space"},
-                                  {"name": "c", "type": "channel"}]
-    assert multiscale["datasets"][1]["coordinateTransformations"][0]["scale"] == [2.0, 2.0, 1.0]
+    assert multiscale["axes"] == [{"name": "c", "type": "channel"},
+                                  {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    assert multiscale["datasets"][1]["coordinateTransformations"][0]["scale"] == [1.0, 2.0, 2.0]
 
     stack = np.random.default_rng(11).integers(0, 255, (2, 5, 3, 16, 20)).astype(np.uint16)
     source = _tiff(tmp_path / "stack.tif", stack, "TZCYX")
     assert _pyramid(source, tmp_path / "q.zarr", "--levels", "2") == 0
     group, levels = _levels(tmp_path / "q.zarr")
-    assert levels[1].shape == (2, 3, 3, 8, 10)
+    assert levels[1].shape == (2, 3, 3, 8, 10)  # TZCYX stored as t, c, z, y, x
+    np.testing.assert_array_equal(levels[0], stack.transpose(0, 2, 1, 3, 4))
     axes = group.attrs["ome"]["multiscales"][0]["axes"]
-    assert axes == [{"name": "t", "type": "time"}, {"name": "z", "type": "space"},
-                    {"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
+    assert axes == [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"},
+                    {"name": "z", "type": "space"}, {"name": "y", "type": "space"},
                     {"name": "x", "type": "space"}]
 
     pages = _tiff(tmp_path / "pages.tif", stack[0, :, 0])  # QYX: the pages stay
     assert _pyramid(pages, tmp_path / "r.zarr", "--levels", "2") == 0
     group, levels = _levels(tmp_path / "r.zarr")
     assert levels[1].shape == (5, 8, 10)
-    assert group.attrs["ome"]["multiscales"][0]["axes"][0] == {"name": "dim_0"}
+    # a stack's axis is not space unless pooled: a name and a type of its own
+    assert group.attrs["ome"]["multiscales"][0]["axes"][0] == {"name": "dim_0", "type": "custom"}
 
 
 def test_pool_png_pools_height_and_width_and_rounds_back(tmp_path):
@@ -271,6 +278,7 @@ def test_the_command_modules_import_no_dask():
 
 def test_progress_bar_shows_long_work(tmp_path, volume, capsys, monkeypatch):
     monkeypatch.setattr(files, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal
     np.save(tmp_path / "in.npy", volume)
     assert cli.main(["pool", str(tmp_path / "in.npy"), str(tmp_path / "out.npy"),
                      "--kernel", "2"]) == 0
@@ -318,7 +326,7 @@ def test_pyramid_max_factor_axes_and_integer_dtype(tmp_path):
     np.testing.assert_array_equal(levels[2], poolnd.max_pool(data, (9, 9), ceil_mode=True,
                                                              axes=(1, 2)))
     axes = group.attrs["ome"]["multiscales"][0]["axes"]
-    assert axes == [{"name": "dim_0"}, {"name": "y", "type": "space"},
+    assert axes == [{"name": "dim_0", "type": "custom"}, {"name": "y", "type": "space"},
                     {"name": "x", "type": "space"}]
     # averages of integers are rounded back to the input's dtype, level by level
     assert _pyramid(tmp_path / "in.npy", tmp_path / "q.zarr", "--levels", "2") == 0
@@ -334,8 +342,8 @@ def test_pyramid_of_an_image_keeps_its_colours(tmp_path):
     image.fromarray(data).save(tmp_path / "in.png")
     assert _pyramid(tmp_path / "in.png", tmp_path / "p.zarr", "--levels", "3") == 0
     group, levels = _levels(tmp_path / "p.zarr")
-    assert [level.shape for level in levels] == [(25, 40, 3), (13, 20, 3), (7, 10, 3)]
-    assert group.attrs["ome"]["multiscales"][0]["axes"][2] == {"name": "c", "type": "channel"}
+    assert [level.shape for level in levels] == [(3, 25, 40), (3, 13, 20), (3, 7, 10)]
+    assert group.attrs["ome"]["multiscales"][0]["axes"][0] == {"name": "c", "type": "channel"}
 
 
 def test_pyramid_on_a_distributed_scheduler(tmp_path):
@@ -353,3 +361,79 @@ def test_pyramid_on_a_distributed_scheduler(tmp_path):
         poolnd.avg_pool(data, (2, 2), ceil_mode=True), (2, 2), ceil_mode=True))
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"),
                                   poolnd.max_pool(data, (3, 3), 2))
+
+
+# --------------------------------------------------------------------------- the first hour
+
+
+def test_no_progress_bar_when_standard_error_is_not_a_terminal(tmp_path, volume, capsys,
+                                                                monkeypatch):
+    monkeypatch.setattr(files, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # a log file or a pipe
+    np.save(tmp_path / "in.npy", volume)
+    assert cli.main(["pool", str(tmp_path / "in.npy"), str(tmp_path / "out.npy"),
+                     "--kernel", "2"]) == 0
+    # the status line only, no bar redrawn into the log
+    assert capsys.readouterr().err == "poolnd pool: (5, 23, 26) -> (2, 11, 13) float32\n"
+
+
+def test_no_progress_prints_nothing(tmp_path, volume, capsys):
+    np.save(tmp_path / "in.npy", volume)
+    assert _pool(tmp_path / "in.npy", tmp_path / "out.npy", "--kernel", "2") == 0
+    assert _pyramid(tmp_path / "in.npy", tmp_path / "p.zarr", "--levels", "2") == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_status_line_names_the_dtype_written(tmp_path, capsys):
+    image = pytest.importorskip("PIL.Image")
+    data = np.random.default_rng(12).integers(0, 256, (30, 40, 3)).astype(np.uint8)
+    image.fromarray(data).save(tmp_path / "in.png")
+    assert cli.main(["pool", str(tmp_path / "in.png"), str(tmp_path / "out.png"), "--op", "avg",
+                     "--kernel", "2"]) == 0
+    # a PNG average is written as uint8, and said so (it once said float64)
+    assert capsys.readouterr().err == "poolnd pool: (30, 40, 3) -> (15, 20, 3) uint8\n"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"poolnd {poolnd.__version__}\n"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.bool_])
+def test_pool_and_pyramid_agree_on_integer_averages(tmp_path, dtype):
+    data = np.random.default_rng(13).integers(-3, 250, (6, 7, 9)).astype(dtype)
+    np.save(tmp_path / "in.npy", data)
+    assert _pool(tmp_path / "in.npy", tmp_path / "out.npy", "--op", "avg", "--kernel", "2",
+                 "--ceil-mode") == 0
+    assert _pyramid(tmp_path / "in.npy", tmp_path / "p.zarr", "--levels", "2") == 0
+    pooled = np.load(tmp_path / "out.npy")
+    _, levels = _levels(tmp_path / "p.zarr")
+    assert pooled.dtype == levels[1].dtype == dtype  # both keep the input's dtype
+    np.testing.assert_array_equal(pooled, levels[1])
+    exact = poolnd.avg_pool(data, (2, 2, 2), ceil_mode=True)
+    want = np.rint(exact) != 0 if dtype is np.bool_ else np.rint(exact).astype(dtype)
+    np.testing.assert_array_equal(pooled, want)  # rounded half to even
+
+
+@pytest.mark.parametrize("name", ["p.png", "p.tif", "p.npy", "p.JPG"])
+def test_pyramid_refuses_an_output_named_as_a_file_format(tmp_path, name):
+    np.save(tmp_path / "in.npy", np.zeros((4, 6, 6), np.float32))
+    result = _run("pyramid", tmp_path / "in.npy", tmp_path / name, "--levels", "2")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "a pyramid is a Zarr group" in line and repr(str(tmp_path / "p.zarr")) in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]
+
+
+def test_pyramid_refuses_levels_past_the_one_that_is_a_single_element(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.ones((4, 6, 6), np.float32))
+    # (4, 6, 6) -> (2, 3, 3) -> (1, 2, 2) -> (1, 1, 1): four levels, the last a single element
+    assert _pyramid(tmp_path / "in.npy", tmp_path / "p.zarr", "--levels", "5") == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--levels 5" in line and "at most 4 levels" in line and "(1, 1, 1)" in line
+    assert not (tmp_path / "p.zarr").exists()
+    assert _pyramid(tmp_path / "in.npy", tmp_path / "p.zarr", "--levels", "4") == 0
+    _, levels = _levels(tmp_path / "p.zarr")
+    assert levels[-1].shape == (1, 1, 1)

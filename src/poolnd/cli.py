@@ -74,7 +74,7 @@ def tour() -> None:
 # Each subcommand lives in its own module, which adds its parser with
 # ``add_parser(commands)`` and sets ``run`` (``args -> exit status``). Their
 # top-level imports are light: heavy and optional libraries load inside ``run``.
-_COMMAND_MODULES = ("poolnd.demo", "poolnd.bench", "poolnd.files")
+_COMMAND_MODULES = ("poolnd.demo", "poolnd.bench", "poolnd.files", "poolnd.compiling")
 
 
 def _tour_parser(commands: argparse._SubParsersAction) -> None:
@@ -114,10 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     """
     import importlib
 
+    from . import __version__
     from ._optional import MissingExtra
+    from .compiling import compile_notice
 
     parser = argparse.ArgumentParser(
         prog="poolnd", description="N-dimensional pooling for NumPy arrays (also python -m poolnd)")
+    parser.add_argument("--version", action="version", version=f"poolnd {__version__}")
     commands = parser.add_subparsers(dest="command")
     _tour_parser(commands)
     for name in _COMMAND_MODULES:
@@ -125,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["tour"])
+    # a first run's wait is numba compiling: said on one line (--no-progress: nothing)
+    notice = (contextlib.nullcontext() if getattr(args, "no_progress", False)
+              else compile_notice(f"poolnd {args.command}"))
     try:
-        with _sigterm_raises():
+        with _sigterm_raises(), notice:
             return args.run(args)
     except KeyboardInterrupt as interrupt:
         name, status = ("SIGTERM", 143) if isinstance(interrupt, Terminated) else ("SIGINT", 130)

@@ -332,7 +332,9 @@ class _Runner:
 
     def __init__(self, address: str | None, progress: bool):
         self.client = None
-        self.progress = progress
+        self.status = progress  # one line per computation, naming what is written
+        # a bar's redrawn line is noise in a log or a pipe
+        self.progress = progress and sys.stderr.isatty()
         if address is not None:
             distributed = _require("distributed", "dask", "--scheduler")
             try:
@@ -346,7 +348,7 @@ class _Runner:
 
     def compute(self, work, label: str):
         """``work`` (a Dask collection) computed, with a progress bar for long work."""
-        if self.progress:
+        if self.status:
             print(label, file=sys.stderr, flush=True)
         if self.client is None:
             return self._compute_here(work)
@@ -499,12 +501,12 @@ def _regular_chunks(array, like=None) -> tuple[int, ...]:
     return tuple(max(1, min(c, n)) for c, n in zip(chunks, array.shape))
 
 
-def _write(array, target: Path, runner: _Runner, label: str, source_dtype,
+def _write(array, target: Path, runner: _Runner, label: str,
            axes: str | None = None) -> None:
     """Compute ``array`` into ``target``, in the format its name says (a TIFF keeps the
     input's ``axes`` letters, where it has them)."""
     kind = _format(target, "OUTPUT")
-    _check_image_output(array, target, source_dtype)
+    _check_image_output(array, target)
     with _written_in_place(target) as partial:
         if kind == "npy":
             _create_npy(partial, target, array.shape, array.dtype)
@@ -522,7 +524,7 @@ def _write(array, target: Path, runner: _Runner, label: str, source_dtype,
             if kind == "tiff":
                 _write_tiff(data, partial, axes)
             else:
-                _write_image(data, partial, target, source_dtype)
+                _write_image(data, partial, target)
 
 
 # Zarr leaves out chunks that hold only the fill value unless told; poolnd's outputs
@@ -582,17 +584,13 @@ def _store(array, sink, runner: _Runner, label: str) -> None:
     runner.compute(da.store(array, sink, lock=False, compute=False), label)
 
 
-def _write_image(data, partial, target: Path, source_dtype) -> None:
-    """PNG or JPEG: averages of integer images are rounded back to the image's dtype.
+def _write_image(data, partial, target: Path) -> None:
+    """PNG or JPEG (:func:`_in_input_dtype` has rounded what pooled an integer image).
 
     ``data`` may be a tiny stand-in with the result's dtype and trailing axes,
     written to memory, to check before any work that the format can hold it.
     """
-    import numpy as np
-
     image = _require("PIL.Image", "images", "writing PNG and JPEG")
-    if data.dtype.kind == "f" and np.dtype(source_dtype).kind in "iub":
-        data = _round_to(data, source_dtype)
     fmt = "PNG" if target.suffix.lower() == ".png" else "JPEG"
     try:
         image.fromarray(data).save(partial, format=fmt)
@@ -602,7 +600,7 @@ def _write_image(data, partial, target: Path, source_dtype) -> None:
                          f".npy or .zarr instead") from None
 
 
-def _check_image_output(array, target: Path, source_dtype) -> None:
+def _check_image_output(array, target: Path) -> None:
     """Fail before any work if PNG/JPEG cannot hold ``array``'s dtype and axes."""
     import io
 
@@ -610,7 +608,19 @@ def _check_image_output(array, target: Path, source_dtype) -> None:
 
     if _format(target, "OUTPUT") == "image":
         stand_in = np.zeros((1, 1, *array.shape[2:]), array.dtype)
-        _write_image(stand_in, io.BytesIO(), target, source_dtype)
+        _write_image(stand_in, io.BytesIO(), target)
+
+
+def _in_input_dtype(pooled, source_dtype):
+    """``pooled`` (a Dask array) in the integer or bool ``source_dtype`` it was pooled from,
+    rounded half to even: what ``poolnd pool`` writes for an average of integers (and for
+    anything written to PNG/JPEG), and every level of ``poolnd pyramid``. A float result
+    of float input is left as it is."""
+    import numpy as np
+
+    if pooled.dtype.kind != "f" or np.dtype(source_dtype).kind not in "iub":
+        return pooled
+    return pooled.map_blocks(_round_to, source_dtype, dtype=source_dtype)
 
 
 def _round_to(data, dtype):
@@ -691,10 +701,11 @@ def run_pool(args) -> int:
         op = poolnd.max_pool if args.op == "max" else poolnd.avg_pool
         y = op(x, kernel, stride, _parse_padding(args.padding), _sizes(args.dilation),
                args.ceil_mode, axes=axes)
+    if args.op == "avg" or _format(target, "OUTPUT") == "image":
+        y = _in_input_dtype(y, x.dtype)
     runner = _Runner(args.scheduler, not args.no_progress)
     try:
-        _write(y, target, runner, f"poolnd pool: {x.shape} -> {y.shape} {y.dtype}", x.dtype,
-               letters)
+        _write(y, target, runner, f"poolnd pool: {x.shape} -> {y.shape} {y.dtype}", letters)
     finally:
         runner.close()
     return 0
@@ -709,6 +720,7 @@ def run_pyramid(args) -> int:
         raise ValueError(f"--levels {args.levels}: write at least 1 level (the input)")
     if args.factor < 2:
         raise ValueError(f"--factor {args.factor}: the factor must be >= 2")
+    _check_group_name(Path(args.output))
     source, target = _paths(args)
     _remove_stale_partials(target, args.command)
     x, letters = _read(source, args.allow_missing_chunks)
@@ -719,6 +731,12 @@ def run_pyramid(args) -> int:
     factor = args.factor
     # the axes and the whole geometry are checked before any work
     plan_axes = plan_pool("poolnd pyramid", x.shape, factor, factor, 0, 1, True, axes).axes
+    described = _ngff_axes(x.ndim, plan_axes, letters)
+    # levels are stored in NGFF's order (time, then the others, then space): x moved so
+    order = sorted(range(x.ndim), key=lambda a: _NGFF_RANK.get(described[a]["type"], 1))
+    x = x.transpose(order)
+    axes = tuple(order.index(a) for a in plan_axes)
+    _check_levels(args.levels, x.shape, axes, factor)
     chunks = _regular_chunks(x)
     runner = _Runner(args.scheduler, not args.no_progress)
     try:
@@ -728,18 +746,41 @@ def run_pyramid(args) -> int:
             for i in range(args.levels):
                 if i:
                     previous = group[str(i - 1)]
-                    level = op(_from_zarr(previous), factor, factor, ceil_mode=True, axes=axes)
-                    if level.dtype != x.dtype:  # integer averages come back to the input's type
-                        level = level.map_blocks(_round_to, x.dtype, dtype=x.dtype)
+                    level = _in_input_dtype(op(_from_zarr(previous), factor, factor,
+                                               ceil_mode=True, axes=axes), x.dtype)
                 level_chunks = _regular_chunks(level, chunks)
                 sink = group.create_array(str(i), shape=level.shape, dtype=level.dtype,
                                           chunks=level_chunks, config=_EVERY_CHUNK)
                 _store(level.rechunk(level_chunks), sink, runner,
                        f"poolnd pyramid: level {i} of {args.levels - 1}, shape {level.shape}")
-            group.attrs.update(_multiscales(source.name, x.ndim, plan_axes, letters, args))
+            group.attrs.update(_multiscales(source.name, [described[a] for a in order], axes,
+                                            args))
     finally:
         runner.close()
     return 0
+
+
+def _check_group_name(target: Path) -> None:
+    """A pyramid is a Zarr group: an OUTPUT named as another format's file is a mistake."""
+    suffix = target.suffix.lower()
+    if suffix in (*_NPY, *_TIFF, *_IMAGE):
+        raise ValueError(f"OUTPUT {str(target)!r}: a pyramid is a Zarr group (a folder with "
+                         f"one array per level), not a {suffix} file; name it "
+                         f"{str(target.with_suffix('.zarr'))!r}")
+
+
+def _check_levels(levels: int, shape: tuple[int, ...], axes: tuple[int, ...],
+                  factor: int) -> None:
+    """Refuse levels past the first that is 1 along every pooled axis (each would repeat
+    it), before any work."""
+    from poolnd._geometry import plan_pool
+
+    for i in range(1, levels):
+        if all(shape[a] == 1 for a in axes):
+            raise ValueError(f"--levels {levels}: level {i - 1} (shape {shape}) is already 1 "
+                             f"along every pooled axis, so this pyramid has at most {i} "
+                             f"levels; pass --levels {i} or fewer")
+        shape = plan_pool("poolnd pyramid", shape, factor, factor, 0, 1, True, axes).out_shape
 
 
 def _from_zarr(array):
@@ -749,39 +790,42 @@ def _from_zarr(array):
 
 
 # OME-NGFF names and types of tifffile's axis letters; other letters (pages of
-# unknown meaning: Q, I) get a neutral name, dim_<axis>, and no type
+# unknown meaning: Q, I) get a neutral name, dim_<axis>, and the type "custom"
 _NGFF_AXES = {"Z": ("z", "space"), "Y": ("y", "space"), "X": ("x", "space"),
               "C": ("c", "channel"), "S": ("c", "channel"), "T": ("t", "time")}
+# NGFF's order of axes: time, then channel (or custom), then space
+_NGFF_RANK = {"time": 0, "space": 2}
 
 
 def _ngff_axes(ndim: int, pooled: tuple[int, ...], letters: str | None) -> list[dict]:
-    """The ``axes`` of OME-NGFF metadata: from the file's axis letters where it has them,
-    else pooled axes are ``space`` axes ``z``, ``y``, ``x`` (``d0``, ``d1``, ... beyond
-    three) and the others ``dim_<axis>``."""
+    """The ``axes`` of OME-NGFF metadata, in the input's order: from the file's axis
+    letters where it has them, else pooled axes are ``space`` axes ``z``, ``y``, ``x``
+    (``d0``, ``d1``, ... beyond three) and the others ``dim_<axis>``, of type ``custom``
+    (a stack's axis is not space unless it is pooled)."""
     if letters is None:
         names = ("z", "y", "x")[-len(pooled):] if len(pooled) <= 3 else tuple(
             f"d{i}" for i in range(len(pooled)))
         return [{"name": names[pooled.index(axis)], "type": "space"} if axis in pooled
-                else {"name": f"dim_{axis}"} for axis in range(ndim)]
+                else {"name": f"dim_{axis}", "type": "custom"} for axis in range(ndim)]
     described = []
     for axis, letter in enumerate(letters):
-        name, kind = _NGFF_AXES.get(letter, (f"dim_{axis}", None))
+        name, kind = _NGFF_AXES.get(letter, (f"dim_{axis}", "custom"))
         if any(d["name"] == name for d in described):  # names are unique: C and S both
             name = f"dim_{axis}"
-        described.append({"name": name, "type": kind} if kind else {"name": name})
+        described.append({"name": name, "type": kind})
     return described
 
 
-def _multiscales(name: str, ndim: int, axes: tuple[int, ...], letters: str | None,
-                 args) -> dict:
+def _multiscales(name: str, described: list[dict], axes: tuple[int, ...], args) -> dict:
     """OME-NGFF 0.5 ``multiscales`` metadata (Zarr v3) for the levels written.
 
-    The axes are named by :func:`_ngff_axes`. Level ``i`` scales the pooled axes
-    by ``factor**i`` and shifts them by ``(factor**i - 1) / 2`` (the centre of
-    its first pixel).
+    ``described`` names the stored axes (:func:`_ngff_axes`, in NGFF's order);
+    level ``i`` scales the pooled ``axes`` by ``factor**i`` and shifts them by
+    ``(factor**i - 1) / 2`` (the centre of its first pixel).
     """
     import poolnd
 
+    ndim = len(described)
     datasets = []
     for i in range(args.levels):
         step = args.factor ** i
@@ -792,7 +836,7 @@ def _multiscales(name: str, ndim: int, axes: tuple[int, ...], letters: str | Non
         ]})
     return {"ome": {"version": "0.5", "multiscales": [{
         "name": name,
-        "axes": _ngff_axes(ndim, axes, letters),
+        "axes": described,
         "datasets": datasets,
         "type": "mean" if args.op == "avg" else "max",
         "metadata": {"method": f"poolnd.{args.op}_pool", "version": poolnd.__version__,
