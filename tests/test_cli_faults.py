@@ -89,6 +89,8 @@ def _tiff_bad_first_page(path):
     ("empty.npy", _npy_of(b""), "is not a .npy file"),
     ("pickle.npy", _npy_of(pickle.dumps([1, 2, 3])), "is not a .npy file"),
     ("text.npy", _npy_of(b"1 2 3\n4 5 6\n"), "is not a .npy file"),
+    ("objects.npy", lambda p: np.save(p, np.array([{}, 1], dtype=object), allow_pickle=True),
+     "is not a readable .npy file"),  # a true .npy of Python objects: NumPy's pickle case
     ("short.npy", lambda p: p.write_bytes(_npy_bytes(np.arange(100.0))[:-80]),
      "is not a readable .npy file"),
     ("corrupt.zarr", _zarr_with_a_corrupt_chunk, "cannot read"),
