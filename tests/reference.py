@@ -9,6 +9,7 @@ contract. Only meant for small arrays.
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 
 import numpy as np
 
@@ -212,21 +213,30 @@ def _divisor(plan, o, count_include_pad, divisor_override):
 
 def ref_avg_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                  count_include_pad=True, divisor_override=None, *, axes=None, dtype=None):
-    """Average pooling, summed in float64; float in -> same dtype, else float64."""
+    """Average pooling: float input summed in float64, integer input summed exactly
+    (Python ints, each mean correctly rounded); float in -> same dtype, else float64.
+    An integer ``dtype`` rounds each exact mean half to even and clips it to the range."""
     x = np.asarray(x)
     ax, plan = geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     if dtype is None:
         dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+    rounded = np.dtype(dtype).kind in "iu"
+    exact = x.dtype.kind in "biu"
     xb = _to_back(x, ax)
     batch_shape = xb.shape[: x.ndim - len(ax)]
-    out = np.zeros(batch_shape + tuple(p[6] for p in plan), dtype=np.float64)
+    out = np.zeros(batch_shape + tuple(p[6] for p in plan), dtype=object)
     for b in itertools.product(*(range(n) for n in batch_shape)):
         for o in _windows(plan):
-            total = 0.0
+            total = 0 if exact else 0.0
             for pos in _taps(plan, o):
                 if _inside(plan, pos):
-                    total += float(xb[b + pos])
-            out[b + o] = total / _divisor(plan, o, count_include_pad, divisor_override)
+                    total += int(xb[b + pos]) if exact else float(xb[b + pos])
+            divisor = _divisor(plan, o, count_include_pad, divisor_override)
+            mean = Fraction(total) / divisor
+            out[b + o] = round(mean) if rounded else total / divisor
+    if rounded:
+        info = np.iinfo(dtype)
+        out = np.clip(out, info.min, info.max)
     return _from_back(out, ax).astype(dtype)
 
 

@@ -2,11 +2,15 @@
 
 Max pooling keeps the input's dtype; averages (and LP, and adaptive averages)
 return float input's own dtype and float64 for integers and bools, unless
-``dtype=`` names a float; gradients keep a float gradient's dtype. The kernels
-run in native byte order, float16 widened to float32 (and rounded back once).
+``dtype=`` names another (an integer ``dtype=`` rounds an average half to
+even); integer averages are summed exactly in integers. Gradients keep a float
+gradient's dtype. The kernels run in native byte order, float16 widened to
+float32 (and rounded back once).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -59,19 +63,58 @@ def gradient_dtypes(grad_dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
     return result, compute_dtype(result)
 
 
-def avg_dtypes(x_dtype: np.dtype, dtype) -> tuple[np.dtype, np.dtype]:
-    """(result dtype, compute dtype) of an average."""
-    if dtype is not None:
-        result = np.dtype(dtype)
-        if result.kind != "f":
-            raise TypeError(f"dtype must be a float dtype, got {dtype!r}")
-    else:
-        result = float_dtype(x_dtype)
+def float_result_dtypes(x_dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
+    """(result, compute) dtypes of a float-valued op (LP pooling, adaptive averages):
+    float input keeps its dtype, any other gives float64; computed in :func:`compute_dtype`."""
+    result = float_dtype(x_dtype)
     return result, compute_dtype(result)
+
+
+class AverageDtypes(NamedTuple):
+    """The dtypes of one average: see :func:`avg_dtypes`."""
+
+    result: np.dtype  # what the op returns
+    read: np.dtype  # what the kernels read the input as (no copy when it is the input's)
+    accumulate: np.dtype  # what window sums are held in
+    write: np.dtype  # what the kernels write: the result, float16 widened
+
+
+# An 8- or 16-bit window sums exactly in int32 up to this many elements (65,535 each).
+_INT32_WINDOW = 2**15
+
+
+def avg_dtypes(x_dtype: np.dtype, dtype, window_size: int = 1) -> AverageDtypes:
+    """The dtypes of an average over windows of ``window_size`` elements.
+
+    The result is ``dtype`` if given (a float, or an integer: the mean rounded
+    half to even), else the input's if float, else float64. Integer and bool
+    input is read as it is, never copied to floats, and summed exactly in a wide
+    integer (int32 or int64; 64-bit integers sum in float64, as NumPy's mean
+    does); each sum is divided once, in float64.
+    """
+    x_dtype = x_dtype.newbyteorder("=")
+    if dtype is None:
+        result = float_dtype(x_dtype)
+    else:
+        result = np.dtype(dtype)
+        if result.kind not in "iuf":
+            raise TypeError(f"dtype must be a float or integer dtype, got {dtype!r}")
+    write = compute_dtype(result) if result.kind == "f" else result.newbyteorder("=")
+    if x_dtype.kind == "f":
+        read = compute_dtype(result) if result.kind == "f" else compute_dtype(x_dtype)
+        return AverageDtypes(result, read, read, write)
+    read = np.dtype(np.uint8) if x_dtype == np.bool_ else x_dtype
+    if read.itemsize <= 2 and window_size < _INT32_WINDOW:
+        accumulate = np.dtype(np.int32)
+    elif read.itemsize <= 4:
+        accumulate = np.dtype(np.int64)
+    else:
+        accumulate = np.dtype(np.float64)
+    return AverageDtypes(result, read, accumulate, write)
 
 
 def max_identity(dtype: np.dtype, omit_nan: bool):
     """What every window starts from: nothing in the dtype beats it, NaN included."""
     if dtype.kind == "f":
         return dtype.type(np.nan if omit_nan else -np.inf)
-    return np.iinfo(dtype).min
+    return dtype.type(np.iinfo(dtype).min)

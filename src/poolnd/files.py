@@ -611,6 +611,15 @@ def _check_image_output(array, target: Path) -> None:
         _write_image(stand_in, io.BytesIO(), target)
 
 
+def _average_in_input_dtype(x, *args, **kwargs):
+    """:func:`poolnd.avg_pool`, integer input averaged straight into its own dtype (the
+    kernels round half to even); others as :func:`_in_input_dtype` says."""
+    import poolnd
+
+    dtype = x.dtype if x.dtype.kind in "iu" else None
+    return poolnd.avg_pool(x, *args, dtype=dtype, **kwargs)
+
+
 def _in_input_dtype(pooled, source_dtype):
     """``pooled`` (a Dask array) in the integer or bool ``source_dtype`` it was pooled from,
     rounded half to even: what ``poolnd pool`` writes for an average of integers (and for
@@ -698,7 +707,7 @@ def run_pool(args) -> int:
             raise ValueError("--op lp takes no --padding or --dilation (as PyTorch's lp_pool)")
         y = poolnd.lp_pool(x, args.norm_type, kernel, stride, args.ceil_mode, axes=axes)
     else:
-        op = poolnd.max_pool if args.op == "max" else poolnd.avg_pool
+        op = poolnd.max_pool if args.op == "max" else _average_in_input_dtype
         y = op(x, kernel, stride, _parse_padding(args.padding), _sizes(args.dilation),
                args.ceil_mode, axes=axes)
     if args.op == "avg" or _format(target, "OUTPUT") == "image":
@@ -727,7 +736,7 @@ def run_pyramid(args) -> int:
     zarr = _require("zarr", "dask", "poolnd pyramid")
     axes = _default_axes(args.axes, source, letters, x.ndim,
                          1 if args.axes is None else len(args.axes))
-    op = poolnd.avg_pool if args.op == "avg" else poolnd.max_pool
+    op = _average_in_input_dtype if args.op == "avg" else poolnd.max_pool
     factor = args.factor
     # the axes and the whole geometry are checked before any work
     plan_axes = plan_pool("poolnd pyramid", x.shape, factor, factor, 0, 1, True, axes).axes

@@ -134,8 +134,9 @@ def avg_pool(x: ArrayLike, kernel_size: Size, stride: Size | None = None, paddin
     given; else, with ``count_include_pad``, the taps inside the padded extent
     (explicit padding counts, the ``ceil_mode`` overhang does not); else the taps
     inside the input. Float input keeps its dtype (float16 is summed in higher
-    precision); integer and bool input give float64 unless ``dtype`` names a float
-    dtype.
+    precision); integer and bool input give float64, summed exactly (never copied to
+    floats). ``dtype`` names another result dtype: an integer dtype rounds each mean
+    half to even and clips it to the dtype's range (``dtype=np.uint8`` for images).
     """
     return backend_for(x).avg_pool(
         x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override,

@@ -63,7 +63,7 @@ from functools import partial
 
 import numpy as np
 
-from .._dtypes import as_real_array, avg_dtypes, float_dtype
+from .._dtypes import as_real_array, avg_dtypes, float_dtype, float_result_dtypes
 from .._families.adaptive import adaptive_avg_piece, adaptive_max_piece
 from .._families.lp import plan_lp
 from .._geometry import (
@@ -253,7 +253,7 @@ def avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include
     include_pad = check_flag("count_include_pad", count_include_pad)
     check_divisor(divisor_override)
     plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
-    result, _ = avg_dtypes(x.dtype, dtype)
+    result = avg_dtypes(x.dtype, dtype).result
     blocks = _pool_blocks(x, plan)
     pool = partial(_padded, _numpy.avg_pool, _paddings(blocks), op=op, kernel_size=plan.kernel,
                    stride=plan.stride, dilation=plan.dilation, ceil_mode=ceil_mode,
@@ -267,7 +267,7 @@ def lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, *, op, n=None):
     _check_dask_input(x, op)
     check_norm_type(norm_type)
     plan = plan_lp(op, x.shape, kernel_size, stride, ceil_mode, axes, n)
-    result, _ = avg_dtypes(x.dtype, None)
+    result, _ = float_result_dtypes(x.dtype)
     # LP pooling has no padding, so no block gets any: it runs as it is
     pool = partial(_unpadded, _numpy.lp_pool, norm_type, op=op, kernel_size=plan.kernel,
                    stride=plan.stride, ceil_mode=ceil_mode, axes=plan.axes)

@@ -49,7 +49,8 @@ def forward_rows(x, out, positions, geometry, reduction, identity, flat_index=Fa
 
 
 def pool_separably(x, geometry, reduction, identity):
-    """Values of ``(B, *L, C)`` pooled one axis at a time (see ``_kernels.running``).
+    """Values of ``(B, *L, C)`` pooled one axis at a time (see ``_kernels.running``), in
+    the identity's dtype (a sum's accumulator).
 
     Along a contiguous axis (the last, with ``C == 1``) at stride 1 the row
     walk's tap-by-tap loop runs instead: it is vectorised there, where the
@@ -59,7 +60,8 @@ def pool_separably(x, geometry, reduction, identity):
     for axis in reversed(range(len(kernel))):
         lines, length = math.prod(x.shape[:axis + 1]), x.shape[axis + 1]
         inner = math.prod(x.shape[axis + 2:])
-        out = np.empty((*x.shape[:axis + 1], outs[axis], *x.shape[axis + 2:]), x.dtype)
+        out = np.empty((*x.shape[:axis + 1], outs[axis], *x.shape[axis + 2:]),
+                       np.asarray(identity).dtype)
         if axis == len(kernel) - 1 and x.shape[-1] == 1 and stride[axis] == 1:
             forward_rows(x.reshape(lines, length, 1), out.reshape(lines, outs[axis], 1), None,
                           tuple((t[axis],) for t in geometry), reduction, identity,

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .. import _parallel
-from .._dtypes import as_real_array, compute_dtype, float_dtype, gradient_dtypes, max_compute_dtype
+from .._dtypes import as_real_array, float_result_dtypes, gradient_dtypes, max_compute_dtype
 from .._geometry import (
     NAN_POLICIES,
     AdaptivePlan,
@@ -290,8 +290,8 @@ def _avg_backward_canonical(grad, lengths, starts, ends):
 
 
 def adaptive_avg_planned(x: np.ndarray, plan: AdaptivePlan) -> np.ndarray:
-    result = float_dtype(x.dtype)  # float stays (float16 is summed wider), else float64
-    canonical = to_canonical(x, plan, plan.lengths, compute_dtype(result))
+    result, compute = float_result_dtypes(x.dtype)
+    canonical = to_canonical(x, plan, plan.lengths, compute)
     out = _avg_canonical(canonical, plan.starts, plan.ends)
     return from_canonical(out, plan, plan.out_lengths).astype(result, copy=False)
 
@@ -317,8 +317,8 @@ def adaptive_avg_piece(x, axes, starts, ends, whole_out_lengths, whole_channels,
     Each mean is the whole call's, bit for bit. For the Dask backend; trusts its arguments.
     """
     plan = _piece_plan(op, x.shape, axes, starts, ends)
-    result = float_dtype(x.dtype)
-    canonical = to_canonical(x, plan, plan.lengths, compute_dtype(result))
+    result, compute = float_result_dtypes(x.dtype)
+    canonical = to_canonical(x, plan, plan.lengths, compute)
     out = _avg_canonical(canonical, plan.starts, plan.ends, (whole_out_lengths, whole_channels))
     return from_canonical(out, plan, plan.out_lengths).astype(result, copy=False)
 

@@ -43,56 +43,82 @@ def divisors(lengths, geometry, include_pad: bool, override: int):
     factors = []
     for length, k, s, d, pad, pad_after, n_out in zip(lengths, kernel, stride, dilation, before,
                                                       after, outs):
-        start = window_start(np.arange(n_out), s, pad)
-        last_inside = np.minimum(k, (length - 1 - start) // d + 1)
         if override:
-            count = np.ones(n_out)
-        elif include_pad:
-            count = np.minimum(k, (length + pad_after - 1 - start) // d + 1)
+            factors.append(np.ones(n_out))
+            continue
+        # a window holds k taps unless it starts before the input or ends past the last
+        # tap counted: only those edge windows are worked out (a row may be 2**25 long)
+        count = np.full(n_out, float(k))
+        last_counted = length + pad_after - 1 if include_pad else length - 1
+        first_right = max(0, (last_counted + pad - (k - 1) * d) // s + 1)
+        edges = np.union1d(np.arange(min(-(-pad // s), n_out)), np.arange(first_right, n_out))
+        start = window_start(edges, s, pad)
+        if include_pad:
+            count[edges] = np.minimum(k, (last_counted - start) // d + 1)
         else:
-            count = last_inside - np.where(start >= 0, 0, (d - 1 - start) // d)
-        factors.append(count.astype(np.float64))
+            count[edges] = (np.minimum(k, (last_counted - start) // d + 1)
+                            - np.where(start >= 0, 0, (d - 1 - start) // d))
+        factors.append(count)
     if override:
         factors[0] *= override
     missing = KERNEL_AXES - len(factors)
     return (*(np.ones(1),) * missing, *factors)
 
 
-def avg_canonical(x, geometry, include_pad: bool, override: int):
+def avg_canonical(x, geometry, include_pad: bool, override: int, accumulate=None, write=None):
     """Average-pool canonical ``x`` ``(B, *L, C)``; more than three axes go in two stages.
 
-    The divisor is a product over axes (or the override), so the last three
-    axes may be summed and divided first and the leading ones after.
+    Window sums are held in ``accumulate`` and divided into ``write`` (both
+    ``x.dtype`` unless given; an integer ``write`` rounds half to even). The
+    divisor is a product over axes (or the override), so the last three axes
+    may be summed and divided first and the leading ones after.
     """
+    accumulate = x.dtype if accumulate is None else accumulate
+    write = x.dtype if write is None else write
     n = x.ndim - 2
     outs = geometry[5]
     # Summed one axis at a time, a window whose partial sums overflow can give NaN
     # (inf - inf) where a sum in PyTorch's row-major order gives inf; any non-finite
     # total (rare: one cheap sum finds it) is therefore summed again window by window.
     large = is_large_window(geometry)
-    out = pool_separably(x, geometry, _rows.SUM, x.dtype.type(0)) if large else None
-    if large and np.isfinite(out.sum()):
-        for axis, factor in enumerate(divisors(x.shape[1:-1], geometry, include_pad, override)
-                                      [-n:]):
-            shape = [1] * out.ndim
-            shape[axis + 1] = factor.size
-            np.divide(out, factor.reshape(shape), out=out, casting="unsafe")
-        return out
+    sums = pool_separably(x, geometry, _rows.SUM, accumulate.type(0)) if large else None
+    if large and np.isfinite(sums.sum()):
+        return _divided(sums, divisors(x.shape[1:-1], geometry, include_pad, override)[-n:],
+                        write)
     if n > KERNEL_AXES:
         lead = n - KERNEL_AXES
         batch, lengths, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
+        between = write if write.kind == "f" else np.dtype(np.float64)  # not rounded yet
         tail = avg_canonical(
             x.reshape(batch * math.prod(lengths[:lead]), *lengths[lead:], channels),
             trailing_axes(geometry, KERNEL_AXES), include_pad, 1 if override else 0,
+            accumulate, between,
         )
         inner = math.prod(outs[lead:]) * channels
         out = avg_canonical(tail.reshape(batch, *lengths[:lead], inner),
-                             leading_axes(geometry, lead), include_pad, override)
+                             leading_axes(geometry, lead), include_pad, override, None, write)
         return out.reshape(batch, *outs, channels)
-    out = np.empty((x.shape[0], *outs, x.shape[-1]), x.dtype)
-    forward_rows(x, out, None, geometry, _rows.SUM, x.dtype.type(0),
+    out = np.empty((x.shape[0], *outs, x.shape[-1]), write)
+    forward_rows(x, out, None, geometry, _rows.SUM, accumulate.type(0),
                   divisors=divisors(x.shape[1:-1], geometry, include_pad, override))
     return out
+
+
+def _divided(sums, factors, write):
+    """Window sums ``(B, *O, C)`` divided once by their divisors (the products of the
+    per-axis ``factors``, exact in float64), as ``write`` (an integer dtype: rounded half
+    to even and clipped to its range, as the kernels store it)."""
+    quotient = sums if sums.dtype.kind == "f" else sums.astype(np.float64)
+    divisor = np.ones((1,) * quotient.ndim)
+    for axis, factor in enumerate(factors):
+        shape = [1] * quotient.ndim
+        shape[axis + 1] = factor.size
+        divisor = divisor * factor.reshape(shape)
+    np.divide(quotient, divisor, out=quotient, casting="unsafe")
+    if write.kind != "f":
+        info = np.iinfo(write)
+        np.clip(np.rint(quotient, out=quotient), info.min, info.max, out=quotient)
+    return quotient.astype(write, copy=False)
 
 
 def avg_backward_canonical(grad, lengths, geometry, include_pad: bool, override: int):
@@ -118,10 +144,14 @@ def avg_backward_canonical(grad, lengths, geometry, include_pad: bool, override:
 
 
 def avg_pool_planned(x, plan: PoolPlan, include_pad: bool, override: int, dtype=None):
-    result, compute = avg_dtypes(x.dtype, dtype)
-    canonical = to_canonical(x, plan, plan.lengths, compute)
-    out = avg_canonical(canonical, window_geometry(plan), include_pad, override)
-    return from_canonical(out, plan, plan.out_lengths).astype(result, copy=False)
+    dtypes = avg_dtypes(x.dtype, dtype, math.prod(plan.kernel))
+    if dtypes.result.kind != "f" and x.dtype.kind == "f" and np.isnan(x).any():
+        raise ValueError(f"x holds NaN, which has no average in dtype={dtypes.result}; "
+                         "pool in a float dtype, or replace the NaN first")
+    canonical = to_canonical(x, plan, plan.lengths, dtypes.read)
+    out = avg_canonical(canonical, window_geometry(plan), include_pad, override,
+                        dtypes.accumulate, dtypes.write)
+    return from_canonical(out, plan, plan.out_lengths).astype(dtypes.result, copy=False)
 
 
 def avg_backward_planned(grad, plan: PoolPlan, include_pad: bool, override: int):

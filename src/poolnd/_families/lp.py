@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .. import _parallel
-from .._dtypes import as_real_array, avg_dtypes, gradient_dtypes
+from .._dtypes import as_real_array, float_result_dtypes, gradient_dtypes
 from .._geometry import PoolPlan, check_grad, check_norm_type, plan_pool
 from .._kernels import lp as _lp_kernels
 from .._layout import from_canonical, to_canonical, window_geometry
@@ -110,7 +110,7 @@ def _signs(values: np.ndarray) -> np.ndarray:
 def _max_of_abs(x: np.ndarray, plan: PoolPlan, kind: int):
     """``norm_type=inf``: max pooling of ``|x|`` (in the average's float dtype), the
     positions of ``kind``, and the signs of the chosen elements."""
-    result, _ = avg_dtypes(x.dtype, None)
+    result, _ = float_result_dtypes(x.dtype)
     real = x.astype(result, copy=False)
     out, flat = max_pool_planned(np.abs(real), plan, FLAT_INDEX, False)
     signs = _signs(gather_flat(real, flat, plan))
@@ -125,7 +125,7 @@ def lp_pool(x, norm_type, kernel_size, stride, ceil_mode, axes, *, op, n=None):
     x = as_real_array(x, "x")
     p = check_norm_type(norm_type)
     plan = plan_lp(op, x.shape, kernel_size, stride, ceil_mode, axes, n)
-    result, compute = avg_dtypes(x.dtype, None)
+    result, compute = float_result_dtypes(x.dtype)
     if p == math.inf:
         return max_pool_planned(np.abs(x.astype(result, copy=False)), plan, NO_POSITION,
                                  False)[0]
@@ -146,7 +146,7 @@ def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride, ceil_mode, 
     if p == math.inf:
         _, flat, signs = _max_of_abs(x, plan, FLAT_INDEX)
         return scatter_flat(grad * signs, flat, plan)
-    result, compute = avg_dtypes(x.dtype, None)
+    result, compute = float_result_dtypes(x.dtype)
     x_canonical = to_canonical(x, plan, plan.lengths, compute)
     avg, out = _lp_canonical(x_canonical, plan, p, result)
     return _lp_backward_planned(grad, _chain_factor(avg, out), x_canonical, plan, p)
@@ -173,7 +173,7 @@ def lp_layer_forward(x: np.ndarray, plan: PoolPlan, p: float):
     if p == math.inf:
         out, positions, signs = _max_of_abs(x, plan, WINDOW_POSITION)
         return out, (positions, signs)
-    result, compute = avg_dtypes(x.dtype, None)
+    result, compute = float_result_dtypes(x.dtype)
     x_canonical = to_canonical(x, plan, plan.lengths, compute)
     avg, out = _lp_canonical(x_canonical, plan, p, result)
     state = (_chain_factor(avg, out), x_canonical)

@@ -8,7 +8,10 @@ the row's taps into every window of the output row.
 The output row starts at the reduction's identity (-inf, NaN for "omit",
 the dtype's minimum, or 0 for sums) and each window's position starts at its
 first tap inside the input; every tap then merges, in row-major order. For
-a maximum that is exactly the tap-by-tap rule, ties and NaN included.
+a maximum that is exactly the tap-by-tap rule, ties and NaN included. Sums
+are held in a scratch row of the identity's dtype (integer input sums
+exactly in a wide integer) and each is divided once into the output row,
+rounded half to even when that is an integer row.
 
 Layout: ``x`` is ``(B, D, H, W*C)`` and ``out`` ``(B, OD, OH, OW*C)``: the
 inner batch axis ``C`` stays beside ``W``, so channels-last data is read in
@@ -43,6 +46,7 @@ from functools import cache
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
+from numba.np.numpy_support import as_dtype
 
 from ._cache import cached_kernel
 from ._windows import inside_outputs, per_output, taps_in_input
@@ -63,6 +67,38 @@ def beats(v, best, reduction):
     if reduction == MAX_OMIT_NAN:
         return (v > best) | ((best != best) & (v == v))
     return (v > best) | (v != v)
+
+
+def _store(row, i, value):
+    """``row[i] = value``; into an integer row rounded half to even, clipped to its range."""
+
+
+@overload(_store, inline="always")
+def _store_typed(row, i, value):
+    if isinstance(row.dtype, types.Integer):
+        info = np.iinfo(as_dtype(row.dtype))
+        lowest, highest = float(info.min), float(info.max)
+
+        def store_rounded(row, i, value):
+            row[i] = min(max(np.rint(value), lowest), highest)
+        return store_rounded
+
+    def store(row, i, value):
+        row[i] = value
+    return store
+
+
+def _accumulator(out_row, scratch, reduction):
+    """The row a reduction folds into: the output row itself, or for sums ``scratch``."""
+
+
+@overload(_accumulator, prefer_literal=True, inline="always")
+def _accumulator_typed(out_row, scratch, reduction):
+    if not isinstance(reduction, types.Literal):
+        return None
+    if reduction.literal_value == SUM:
+        return lambda out_row, scratch, reduction: scratch
+    return lambda out_row, scratch, reduction: out_row
 
 
 @njit(inline="always")
@@ -281,6 +317,7 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
     ow_lo, ow_hi = inside_outputs(W, kw, sw, dw, pw, OW)
     codes = np.empty(OW * C if with_positions else 0, np.int64)
+    sums = np.full(OW * C if reduction == SUM else 0, identity)
     # a tap's code: flat index less ``ow*sw - pw``, or tap number; see _row_code
     code_tap, code_ow, code_0 = (dw, sw, -pw) if flat_index else (1, 0, 0)
     # per output of a row: what its code lacks, and its divisor's factor on W
@@ -292,7 +329,8 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
     for _ in range(job_lo, job_hi):
         d0, td_lo, td_hi = taps_in_input(od, D, kd, sd, dd, pd)
         h0, th_lo, th_hi = taps_in_input(oh, H, kh, sh, dh, ph)
-        acc, pos_row = out[b, od, oh], position[b, od, oh]
+        out_row, pos_row = out[b, od, oh], position[b, od, oh]
+        acc = _accumulator(out_row, sums, reduction)
         scale = divisors[0][od] * divisors[1][oh]
         acc[:] = identity
         if with_positions:  # each window's first tap inside the input
@@ -321,7 +359,7 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
                 pos_row[i] = codes[i] + code_of_output[i]
         if reduction == SUM:
             for i in range(OW * C):
-                acc[i] /= scale * divisor_of_output[i]
+                _store(out_row, i, acc[i] / (scale * divisor_of_output[i]))
         oh += 1  # the next job's row, without a division
         if oh == OH:
             oh, od = 0, od + 1
