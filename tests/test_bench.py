@@ -4,6 +4,7 @@ import json
 import statistics
 import subprocess
 import sys
+from functools import partial
 
 import numpy as np
 import pytest
@@ -49,6 +50,8 @@ def test_speedups_are_the_ratios_of_the_medians():
     assert result["ms"]["poolnd"] == pytest.approx(3.0)
     assert result["ms"]["torch"] == pytest.approx(9.0)
     assert result["ratios"]["torch"] == pytest.approx(3.0)
+    assert result["fastest"] == "torch"  # the only peer timed
+    assert "torch 9.00" in bench.table_row(result)
 
 
 def test_each_median_and_ratio_comes_from_the_samples():
@@ -64,17 +67,22 @@ def test_each_median_and_ratio_comes_from_the_samples():
     assert result["ratios"]["floor"] == pytest.approx(ms["poolnd"] / ms["floor"])
 
 
+OPTIONAL = ("torch", "onnxruntime", "jax", "cv2", "skimage", "mygrad")
+
+
 def test_missing_optional_libraries_are_skipped_cells_not_errors():
-    case = bench.max2d_case("tiny k2", TINY, 2, 2)
-    result = bench.run_case(case, 3, _libraries(torch=None, mygrad=None))
-    for column in ("torch", "torch_cl", "mygrad"):
+    case = bench.max2d_case("tiny k2", TINY, 2, 2)  # every peer pools 2x2 blocks of NCHW
+    missing = _libraries(**dict.fromkeys(OPTIONAL))
+    result = bench.run_case(case, 3, missing)
+    for column in ("torch", "torch_cl", *bench.CHECKED, "mygrad"):
         assert result["ms"][column] is None
         assert result["ratios"][column] is None
         assert result["skipped"][column].startswith("not installed")
-    assert "poolnd[bench]" in result["skipped"]["torch"]
+    for column in ("torch", *bench.CHECKED):
+        assert "poolnd[bench]" in result["skipped"][column]
     assert result["ms"]["poolnd"] > 0 and result["ms"]["numpy"] > 0
-    text = bench.report({"machine": bench.machine(_libraries(torch=None, mygrad=None)),
-                         "repeat": 3, "cases": [result]})
+    assert result["fastest"] == "numpy"
+    text = bench.report({"machine": bench.machine(missing), "repeat": 3, "cases": [result]})
     assert "tiny k2" in text and "not installed" in text
 
 
@@ -100,6 +108,7 @@ def test_results_are_json_with_every_column():
         assert set(row["ms"]) == set(bench.COLUMNS)
         assert set(row["ratios"]) == set(bench.COLUMNS[1:])
         assert set(row["skipped"]) | set(row["samples_ms"]) == set(bench.COLUMNS)
+        assert row["fastest"] in bench.PEERS
     assert again["cases"][0]["skipped"]["mygrad"] == bench.NOT_APPLICABLE  # padding
     lines = bench.report(results).splitlines()
     assert any(line.startswith("tiny uint8") for line in lines)
@@ -149,7 +158,8 @@ def test_bench_and_tour_do_not_load_torch_or_matplotlib_until_asked():
     code = ("import sys, poolnd, poolnd.cli, poolnd.bench, contextlib, io\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    poolnd.cli.main(['tour'])\n"
-            "print(sorted({'torch', 'matplotlib', 'mygrad'} & set(sys.modules)))")
+            "print(sorted({'torch', 'matplotlib', 'mygrad', 'onnx', 'onnxruntime', 'jax', "
+            "'cv2', 'skimage'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
@@ -173,3 +183,111 @@ def test_plot_draws_a_png(tmp_path):
     results = bench.run(case_list, 3, _libraries(), budget_s=1.0, extras=False)
     bench.plot(results, str(tmp_path / "speed.png"))
     assert (tmp_path / "speed.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- the peers: each one checked against poolnd before it is timed ---------------------------
+
+def _installed(column):
+    return pytest.importorskip(bench.LIBRARY[column])
+
+
+@pytest.mark.parametrize("column", bench.CHECKED)
+def test_a_peer_that_disagrees_with_poolnd_is_a_skipped_cell_never_timed(column):
+    _installed(column)
+    shape = (2, 3, 8, 8)
+    # the peer averages the 2x2 blocks that poolnd takes the maximum of
+    wrong = bench.peers(bench.Pool("avg", 2), shape, "float32")[column]
+    case = bench.Case("wrong peer", shape, "float32",
+                      poolnd=lambda lib, x: partial(lib.max_pool2d, x, 2), **{column: wrong})
+    result = bench.run_case(case, 3, _libraries(), budget_s=0.1)
+    assert result["skipped"][column].startswith("disagrees with poolnd: ")
+    assert "values differ" in result["skipped"][column]
+    assert result["ms"][column] is None and column not in result["samples_ms"]
+
+
+PEER_POOLS = {
+    "max k2": (bench.Pool("max", 2), (2, 3, 8, 8), "float32"),
+    "max k3 s2 p1": (bench.Pool("max", 3, 2, 1), (2, 3, 9, 9), "float32"),
+    "avg k3 s2 p1": (bench.Pool("avg", 3, 2, 1), (2, 3, 9, 9), "float32"),
+    "global average": (bench.Pool("avg", None), (2, 3, 7, 7), "float32"),
+    "max k5 s1 p2": (bench.Pool("max", 5, 1, 2), (2, 3, 12, 12), "float32"),
+    "avg k5 s1 p2": (bench.Pool("avg", 5, 1, 2), (2, 3, 12, 12), "float32"),
+    "max k2 uint8": (bench.Pool("max", 2), (2, 3, 8, 8), "uint8"),
+    "max 3d k2": (bench.Pool("max", 2, axes=(-3, -2, -1)), (1, 2, 4, 4, 4), "float32"),
+    "max 1d k4": (bench.Pool("max", 4, axes=(-1,)), (2, 3, 16), "float32"),
+    "max NHWC": (bench.Pool("max", 3, 2, 1, axes=(1, 2)), (2, 9, 9, 4), "float32"),
+    "avg HWC uint8": (bench.Pool("avg", 2, axes=(0, 1)), (8, 6, 3), "uint8"),
+    "max stack uint16": (bench.Pool("max", 2, axes=(1, 2)), (3, 8, 6), "uint16"),
+}
+
+
+def _poolnd_computing(pool, dtype):
+    kwargs = bench.integer_average(dtype) if pool.kind == "avg" and dtype != "float32" else {}
+
+    def make(lib, x):
+        window, stride, padding = (tuple(g[a % x.ndim] for a in pool.axes)
+                                   for g in pool.geometry(x.shape))
+        function = lib.max_pool if pool.kind == "max" else lib.avg_pool
+        return partial(function, x, window, stride, padding, axes=pool.axes, **kwargs)
+    return make
+
+
+@pytest.mark.parametrize("name", PEER_POOLS)
+def test_peers_agree_with_poolnd_where_they_are_offered(name):
+    pool, shape, dtype = PEER_POOLS[name]
+    case = bench.with_peers(bench.Case(name, shape, dtype, poolnd=_poolnd_computing(pool, dtype)),
+                            pool)
+    offered = [column for column in bench.CHECKED if getattr(case, column) is not None]
+    assert offered
+    result = bench.run_case(case, 1, _libraries(), budget_s=0.1)
+    for column in offered:
+        reason = result["skipped"].get(column, "")
+        assert reason.startswith("not installed") or result["ms"][column] > 0, (column, reason)
+
+
+def test_the_equality_check_is_bit_for_bit_for_max_and_to_rounding_for_averages():
+    values = np.array([0.0, 1.5, 2.5], np.float32)
+    assert bench.disagreement(values, values.copy(), exact=True) is None
+    assert bench.disagreement(values, -values, exact=True) == "3 of 3 values differ"  # -0.0 too
+    assert bench.disagreement(values, values.astype(np.float64), exact=True).startswith("dtype")
+    assert bench.disagreement(values, values[:2], exact=True).startswith("shape")
+    assert bench.disagreement(values, values * (1 + 1e-6), exact=False) is None
+    assert bench.disagreement(values, values + 1e-3, exact=False).startswith("3 of 3 values")
+    rounded = np.array([0, 2, 2], np.uint8)  # half to even; halves up would give 0, 2, 3
+    assert bench.disagreement(rounded, np.array([0, 2, 3], np.uint8), exact=False) is None
+    assert bench.disagreement(rounded, np.array([0, 2, 4], np.uint8), exact=False) is not None
+    assert bench.disagreement(values, rounded, exact=False) is None  # a float mean, rounded
+
+
+def test_the_images_section_runs_quick_at_tiny_sizes():
+    case_list = bench.image_cases(quick=True)
+    assert len(case_list) == 2 * len(bench.IMAGES)
+    for case, full in zip(case_list, bench.image_cases()):
+        assert case.name == full.name and np.prod(case.shape) < np.prod(full.shape) / 100
+    results = bench.run(case_list, 1, _libraries(), budget_s=0.1, extras=False)
+    for row in results["cases"]:
+        assert row["ms"]["poolnd"] > 0
+        for column in ("opencv", "skimage"):
+            reason = row["skipped"].get(column, "")
+            assert reason.startswith("not installed") or row["ms"][column] > 0, (column, reason)
+    assert "image uint8 HWC avg 2x2 -> " in bench.report(results)
+
+
+def test_images_are_averaged_to_float64_where_avg_pool_has_no_integer_dtype(monkeypatch):
+    original = poolnd.avg_pool
+
+    def without_dtype(x, *args, dtype=None, **kwargs):
+        if dtype is not None:
+            raise TypeError("avg_pool() got an unexpected keyword argument 'dtype'")
+        return original(x, *args, **kwargs)
+    monkeypatch.setattr(poolnd, "avg_pool", without_dtype)
+    bench.integer_average.cache_clear()
+    try:
+        case = bench.image_cases(quick=True)[0]
+        assert case.name == "image uint8 HWC avg 2x2 -> float64 (no dtype=)"
+        result = bench.run_case(case, 1, _libraries(), budget_s=0.1)
+    finally:
+        bench.integer_average.cache_clear()  # poolnd's own avg_pool again
+    for column in ("opencv", "skimage"):  # within 0.5 of the float64 means
+        reason = result["skipped"].get(column, "")
+        assert reason.startswith("not installed") or result["ms"][column] > 0, (column, reason)
