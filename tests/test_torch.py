@@ -659,3 +659,31 @@ def test_channels_last_layers_equal_torch_on_transpose(n, data, options):
         forward_other_data_first(layer, x)
         assert_close(layer(x), channels_last(want, n))
         assert_close(layer.backward(channels_last(grad_cf, n)), channels_last(want_grad, n))
+
+
+# ---------------------------------------------------------------- image channels
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5])  # 3 and 4 have loops of their own
+@given(data=st.data())
+def test_image_channels_2x2_windows_equal_torch(channels, data):
+    """(H, W, C) images pooled 2x2 over (H, W), the images' loops and their edges, at every
+    output width from 1 to 20: max with indices and gradient, and averages."""
+    padding, ceil_mode = data.draw(st.sampled_from([0, 1])), data.draw(st.booleans())
+    width = data.draw(st.integers(max(1, 2 - 2 * padding), 41))
+    x = data.draw(arrays((data.draw(st.integers(2, 5)), width, channels)))
+    planes = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 0)))
+    t = planes.clone().requires_grad_(True)
+    y, idx = F.max_pool2d(t, 2, 2, padding, 1, ceil_mode, True)
+    grad = small_ints_like(data.draw, tuple(y.shape), x.dtype)
+    y.backward(torch.from_numpy(grad))
+    got, got_idx = poolnd.max_pool(x, 2, 2, padding, ceil_mode=ceil_mode, axes=(0, 1),
+                                   return_indices=True)
+    assert_identical(got, np.moveaxis(y.detach().numpy(), 0, -1))
+    assert_identical(got_idx, np.moveaxis(idx.numpy(), 0, -1))
+    got_grad = poolnd.max_pool_backward(np.moveaxis(grad, 0, -1), got_idx, x.shape, 2, 2,
+                                        padding, ceil_mode=ceil_mode, axes=(0, 1))
+    assert_identical(got_grad, np.moveaxis(t.grad.numpy(), 0, -1))
+    average = F.avg_pool2d(planes, 2, 2, padding, ceil_mode).numpy()
+    got = poolnd.avg_pool(x, 2, 2, padding, ceil_mode=ceil_mode, axes=(0, 1))
+    np.testing.assert_allclose(got, np.moveaxis(average, 0, -1), rtol=1e-6, atol=1e-6)

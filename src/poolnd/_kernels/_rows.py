@@ -23,8 +23,10 @@ code into the reported position, ``code + ow*code_ow + code_0``, once at the
 end (narrow position dtypes in the inner loop would stop it vectorising).
 
 Three inner loops, picked per call so that the compiler vectorises each:
-- ``C == 1`` and a common window shape: the shape's sizes are literals, the
-  taps unroll and the loop runs over the windows;
+- a common window shape, ``C == 1`` or an image's 3 or 4 channels: the
+  shape's sizes and ``C`` are literals, the taps and channels unroll and the
+  loop runs over the windows (for images, across pixels, not along 3
+  channels);
 - ``C == 1`` and stride 1: over the contiguous windows, three taps per
   pass with each window's best in a register;
 - otherwise window by window, over the ``C`` contiguous channels
@@ -41,6 +43,7 @@ positions, and per literal shape, compiled on first use. Kernels take a
 range of jobs; ``poolnd._parallel`` spreads ranges over threads.
 """
 
+import math
 from functools import cache
 
 import numpy as np
@@ -55,9 +58,10 @@ MAX = 0  # NaN wins, as in PyTorch: ``v > best or isnan(v)``
 MAX_OMIT_NAN = 1  # NaN is skipped unless the whole window is NaN
 SUM = 2
 
-# (kw, sw, dw) of the windows that get a loop with literal sizes, for C == 1; each one
-# is a kernel of its own, compiled on first use, so the list is short
-LITERAL_SHAPES = ((2, 2, 1), (3, 2, 1), (4, 4, 1))
+# (C, kw, sw, dw) of the rows that get a loop with literal sizes: one channel (or
+# channels-first data), and 2x2 windows of RGB and RGBA images; each one is a kernel of
+# its own, compiled on first use, so the list is short
+LITERAL_SHAPES = ((1, 2, 2, 1), (1, 3, 2, 1), (1, 4, 4, 1), (3, 2, 2, 1), (4, 2, 2, 1))
 GENERIC = len(LITERAL_SHAPES)
 
 
@@ -73,7 +77,9 @@ def _store(row, i, value):
     """``row[i] = value``; into an integer row rounded half to even, clipped to its range."""
 
 
-@overload(_store, inline="always")
+# not inlined into numba's IR: that stops the compiler vectorising the loop it is in
+# (2x slower on uint8 rows); LLVM inlines it all the same
+@overload(_store)
 def _store_typed(row, i, value):
     if isinstance(row.dtype, types.Integer):
         info = np.iinfo(as_dtype(row.dtype))
@@ -147,30 +153,34 @@ def _fold_window(x_row, acc, codes, ow, tw_lo, tw_hi, start, C, dw, code, code_t
 
 @cache
 def _make_literal_loop(with_positions, reduction, shape):
-    """The loop over a row's inside windows for ``C == 1`` and ``(kw, sw, dw)`` literal."""
-    kw, sw, dw = LITERAL_SHAPES[shape]
+    """The loop over a row's inside windows for ``(C, kw, sw, dw)`` literal."""
+    C, kw, sw, dw = LITERAL_SHAPES[shape]
 
     @njit(inline="always")
     def fold_inside(x_row, acc, codes, ow_lo, ow_hi, pw, code, code_tap):
         # views from the first inside window: no index is negative, none is offset
-        x_in = x_row[ow_lo * sw - pw:]
-        acc_in = acc[ow_lo:ow_hi]
-        codes_in = codes[ow_lo:ow_hi] if with_positions else codes
+        x_in = x_row[(ow_lo * sw - pw) * C:]
+        acc_in = acc[ow_lo * C:ow_hi * C]
+        codes_in = codes[ow_lo * C:ow_hi * C] if with_positions else codes
+        if reduction == SUM:  # tap by tap into the sums: this order vectorises best
+            for j in range(ow_hi - ow_lo):
+                for tw in range(kw):
+                    for c in range(C):
+                        acc_in[j * C + c] += x_in[(j * sw + tw * dw) * C + c]
+            return
         for j in range(ow_hi - ow_lo):
-            best = acc_in[j]
-            best_code = codes_in[j] if with_positions else 0
-            for tw in range(kw):  # kw is a literal: the taps unroll
-                v = x_in[j * sw + tw * dw]
-                if reduction == SUM:
-                    best += v
-                else:
+            for c in range(C):  # C and kw are literals: the channels and taps unroll
+                best = acc_in[j * C + c]
+                best_code = codes_in[j * C + c] if with_positions else 0
+                for tw in range(kw):
+                    v = x_in[(j * sw + tw * dw) * C + c]
                     wins = beats(v, best, reduction)
                     best = v if wins else best
                     if with_positions:
                         best_code = code + tw * code_tap if wins else best_code
-            acc_in[j] = best
-            if with_positions:
-                codes_in[j] = best_code
+                acc_in[j * C + c] = best
+                if with_positions:
+                    codes_in[j * C + c] = best_code
 
     return fold_inside
 
@@ -266,8 +276,8 @@ def literal_shape(C, kw, sw, dw, reduction):
     Not under ``MAX_OMIT_NAN``, which is rare: each literal shape is one
     more kernel to compile, for each dtype.
     """
-    if C == 1 and (kw, sw, dw) in LITERAL_SHAPES and reduction != MAX_OMIT_NAN:
-        return LITERAL_SHAPES.index((kw, sw, dw))
+    if (C, kw, sw, dw) in LITERAL_SHAPES and reduction != MAX_OMIT_NAN:
+        return LITERAL_SHAPES.index((C, kw, sw, dw))
     return GENERIC
 
 
@@ -280,7 +290,7 @@ def forward_kernel(reduction, with_positions, shape):
     first call only, and is cached on disk like the others.
     """
     literal = shape != GENERIC
-    C_, kw_, sw_, dw_ = (1, *LITERAL_SHAPES[shape]) if literal else (1, 1, 1, 1)
+    C_, kw_, sw_, dw_ = LITERAL_SHAPES[shape] if literal else (1, 1, 1, 1)
 
     # error_model="numpy": no test for division by zero (divisors are >= 1) in the loops
     @cached_kernel(nogil=True, error_model="numpy")
@@ -323,6 +333,12 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
     # per output of a row: what its code lacks, and its divisor's factor on W
     code_of_output = np.empty(OW * C if with_positions else 0, np.int64)
     divisor_of_output = per_output(divisors[2], OW * C if reduction == SUM else 0, C)
+    # a division costs several times a merge: where every divisor of a row is a power of
+    # two (2x2 windows, no padding), multiplying by its inverse gives the same bits
+    inverse_of_output = 1.0 / divisor_of_output
+    powers_of_two_on_w = True
+    for v in divisor_of_output:
+        powers_of_two_on_w &= is_power_of_two(v)
     for i in range(code_of_output.size):
         code_of_output[i] = i // C * code_ow + code_0
     b, od, oh = job_lo // (OD * OH), job_lo // OH % OD, job_lo % OH
@@ -357,7 +373,11 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
         if with_positions:
             for i in range(OW * C):
                 pos_row[i] = codes[i] + code_of_output[i]
-        if reduction == SUM:
+        if reduction == SUM and powers_of_two_on_w and is_power_of_two(scale):
+            inverse = 1.0 / scale
+            for i in range(OW * C):
+                _store(out_row, i, acc[i] * (inverse * inverse_of_output[i]))
+        elif reduction == SUM:
             for i in range(OW * C):
                 _store(out_row, i, acc[i] / (scale * divisor_of_output[i]))
         oh += 1  # the next job's row, without a division
@@ -365,6 +385,12 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
             oh, od = 0, od + 1
             if od == OD:
                 od, b = 0, b + 1
+
+
+@njit(inline="always")
+def is_power_of_two(v):
+    """Whether float ``v > 0`` is a power of two, so that ``1 / v`` is exact."""
+    return math.frexp(v)[0] == 0.5
 
 
 @njit(inline="always")
