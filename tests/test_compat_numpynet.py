@@ -198,10 +198,43 @@ def test_forward_errors_name_the_input():
         Maxpool_layer(2).forward(np.zeros((4, 4)))
 
 
+def _gradient(layer, x, upstream):
+    """What ``backward`` adds into a zero delta of ``x``'s shape."""
+    delta = np.zeros(x.shape)
+    layer.delta = upstream
+    layer.backward(delta)
+    return delta
+
+
+def test_a_layer_used_twice_answers_backwards_in_reverse_order():
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((2, 6, 6, 2)), rng.standard_normal((3, 6, 6, 2))
+    grad_a, grad_b = rng.standard_normal((2, 3, 3, 2)), rng.standard_normal((3, 3, 3, 2))
+    want_a = _gradient(Maxpool_layer(2).forward(a), a, grad_a)
+    want_b = _gradient(Maxpool_layer(2).forward(b), b, grad_b)
+
+    layer = Maxpool_layer(2)
+    layer.forward(a)
+    layer.forward(b)
+    np.testing.assert_array_equal(_gradient(layer, b, grad_b), want_b)
+    np.testing.assert_array_equal(_gradient(layer, a, grad_a), want_a)
+    with pytest.raises(ValueError, match=r"Maxpool_layer\.backward\(\) .* more often than "
+                                         r"forward"):
+        _gradient(layer, a, grad_a)
+
+
+def test_backward_before_forward_is_the_layers_shared_error():
+    with pytest.raises(ValueError, match=r"^Maxpool_layer\.backward\(\) called before "
+                                         r"forward\(\), or more often than forward\(\)"):
+        Maxpool_layer(2, input_shape=(1, 4, 4, 1)).backward(np.zeros((1, 4, 4, 1)))
+    layer = Maxpool_layer(2).eval()
+    layer.forward(np.zeros((1, 4, 4, 1)))
+    with pytest.raises(ValueError, match=r"eval mode.*layer\.train\(\)"):
+        layer.backward(np.zeros((1, 4, 4, 1)))
+
+
 def test_backward_errors_name_the_argument():
     layer = Maxpool_layer(2)
-    with pytest.raises(ValueError, match="before forward"):
-        layer.backward(np.zeros((1, 4, 4, 1)))
     layer.forward(np.zeros((1, 4, 4, 1)))
     with pytest.raises(TypeError, match="delta must be a NumPy array"):
         layer.backward(np.zeros((1, 4, 4, 1)).tolist())

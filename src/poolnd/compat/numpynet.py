@@ -27,6 +27,11 @@ and ``stride`` are an int or a pair; ``stride=None`` (or ``0``) means ``size``.
   then *adds* the input gradient into ``delta`` (an array of the input's
   shape) in place, and returns the layer. Where windows overlap, their
   gradients add up.
+- As every poolnd layer (:class:`poolnd.nn.SavedForwards`), a layer used
+  twice in one pass keeps both forwards, and each ``backward`` answers the
+  newest forward not yet answered, with the ``.delta`` set for it; a
+  ``backward`` with no forward waiting is a ``ValueError``, and ``eval()``
+  keeps nothing.
 - ``pad=False`` drops the rows and columns that no window reaches ("valid");
   ``pad=True`` is TensorFlow's "same": ``ceil(w / stride)`` outputs, the odd
   padding row after (``pad_top``, ``pad_bottom``, ``pad_left``, ``pad_right``
@@ -50,15 +55,17 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._families.max import max_backward_from_window, max_pool_call
 from .._geometry import check_flag, freeze, is_int, plan_pool, positive_ints
-from ..nn import MaxPool2d
+from .._positions import WINDOW_POSITION
+from ..nn import SavedForwards
 
 __all__ = ["Maxpool_layer"]
 
 _AXES = (1, 2)  # (batch, w, h, c): w and h are pooled
 
 
-class Maxpool_layer:  # noqa: N801  (NumPyNet's name)
+class Maxpool_layer(SavedForwards):  # noqa: N801  (NumPyNet's name)
     """NumPyNet's channels-last max pooling layer (see the module's text).
 
     >>> import numpy as np
@@ -76,21 +83,25 @@ class Maxpool_layer:  # noqa: N801  (NumPyNet's name)
             stride = self.size  # NumPyNet: no stride (None or 0) means the window's size
         self.stride = positive_ints("stride", freeze(stride), 2)
         self.pad = check_flag("pad", pad)
-        self._layer = MaxPool2d(self.size, self.stride, "same" if self.pad else 0,
-                                channels_last=True, nan_policy="omit")
         self.pad_top = self.pad_bottom = self.pad_left = self.pad_right = 0
         self.input_shape = None
         self.output = self.delta = None
         if input_shape is not None:
             self._set_input_shape(input_shape)
 
+    @property
+    def _geometry(self) -> tuple:
+        # kernel_size, stride, padding, dilation, ceil_mode, axes: max pooling's arguments
+        return (self.size, self.stride, "same" if self.pad else 0, 1, False, _AXES)
+
     def _set_input_shape(self, shape) -> None:
         shape = freeze(shape)
         if not isinstance(shape, tuple) or len(shape) != 4:
             raise ValueError(f"input_shape must be (batch, w, h, c), got {shape!r}")
-        plan = plan_pool("Maxpool_layer", shape, self.size, self.stride,
-                         "same" if self.pad else 0, axes=_AXES)
-        self.input_shape = tuple(shape)
+        self._take_plan(plan_pool("Maxpool_layer", shape, *self._geometry))
+
+    def _take_plan(self, plan) -> None:
+        self.input_shape = plan.in_shape
         self.pad_top, self.pad_left = plan.pad_before
         self.pad_bottom, self.pad_right = plan.pad_after
         self._out_shape = plan.out_shape
@@ -121,28 +132,34 @@ class Maxpool_layer:  # noqa: N801  (NumPyNet's name)
             # NumPyNet pools in float64; float input keeps its dtype, as widening a
             # float to float64 is exact and keeps its order (same maxima, same ties)
             x = x.astype(np.float64)
-        self._set_input_shape(x.shape)  # the batch may change from call to call
-        self.output = self._layer(x).astype(np.float64, copy=False)
+        plan, call = max_pool_call(x, self._geometry, WINDOW_POSITION, True, "Maxpool_layer")
+        out, positions = call(x)
+        self._save(plan, positions)
+        self._take_plan(plan)  # the batch may change from call to call
+        self.output = out.astype(np.float64, copy=False)
         self.delta = np.zeros(self.output.shape)
         return self
 
     def backward(self, delta: np.ndarray) -> Maxpool_layer:
-        """Add the gradient for ``self.delta`` into ``delta`` (the input's shape), in place."""
-        if self.output is None:
-            raise ValueError("Maxpool_layer.backward() called before forward()")
+        """Add the gradient for ``self.delta`` into ``delta`` (the input's shape), in place,
+        for the newest forward not yet answered."""
+        return super().backward(delta)
+
+    def _backward(self, delta, plan, positions):
         if not isinstance(delta, np.ndarray):
             raise TypeError(f"delta must be a NumPy array (it is updated in place), got "
                             f"{type(delta).__name__}")
         if delta.dtype.kind != "f":
             raise TypeError(f"delta must hold floats, got dtype {delta.dtype}")
-        if delta.shape != self.input_shape:
-            raise ValueError(f"delta has shape {delta.shape} but the last input had shape "
-                             f"{self.input_shape}")
+        if delta.shape != plan.in_shape:
+            raise ValueError(f"delta has shape {delta.shape} but the input of the forward it "
+                             f"answers had shape {plan.in_shape}")
         upstream = np.asarray(self.delta)
-        if upstream.shape != self.output.shape:
-            raise ValueError(f"layer.delta has shape {upstream.shape} but the output has shape "
-                             f"{self.output.shape}")
-        np.add(delta, self._layer.backward(upstream), out=delta, casting="same_kind")
+        if upstream.shape != plan.out_shape:
+            raise ValueError(f"layer.delta has shape {upstream.shape} but the output of the "
+                             f"forward it answers has shape {plan.out_shape}")
+        grad = max_backward_from_window(upstream, positions, plan)
+        np.add(delta, grad, out=delta, casting="same_kind")
         return self
 
     def __repr__(self) -> str:
