@@ -232,8 +232,7 @@ def ref_avg_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=F
                 if _inside(plan, pos):
                     total += int(xb[b + pos]) if exact else float(xb[b + pos])
             divisor = _divisor(plan, o, count_include_pad, divisor_override)
-            mean = Fraction(total) / divisor
-            out[b + o] = round(mean) if rounded else total / divisor
+            out[b + o] = round(Fraction(total) / divisor) if rounded else total / divisor
     if rounded:
         info = np.iinfo(dtype)
         out = np.clip(out, info.min, info.max)
