@@ -4,6 +4,11 @@ Every function here is a plain loop over batch positions, output positions and
 window taps, written to be read side by side with docs/SPEC.md, sections 1 to 3.
 Nothing is shared with poolnd: the geometry is worked out again from the
 contract. Only meant for small arrays.
+
+``ref_<name>`` is the reference of ``poolnd.<name>``, for each op of poolnd's
+table (``poolnd._ops.OPS``) and its backward, and takes the same arguments; the
+references of max-type ops always return ``(out, indices)``, so they take no
+``return_indices``. ``tests/test_ops.py`` finds them by that name.
 """
 
 from __future__ import annotations
@@ -422,7 +427,9 @@ def ref_lp_pool_backward(grad, x, norm_type, kernel_size, stride=None, ceil_mode
     """d out / d x, summed over windows, in float64.
 
     Finite p: out = (S * K/count) ** (1/p) with S = sum of x**p, so each tap
-    gets grad * out / S * x**(p-1); a window with S == 0 gives nothing.
+    gets grad * out / S * x**(p-1); a window with S == 0 gives nothing. As in
+    PyTorch's chain rule, each element's sum over its windows is then times its
+    x**(p-1), also where no window holds it: 0 there, NaN for a NaN or inf x (p != 1).
     inf: the grad goes to the winning |x| (max pooling's rules), times its sign
     (0 for NaN, as PyTorch's sign).
     """
@@ -448,8 +455,10 @@ def ref_lp_pool_backward(grad, x, norm_type, kernel_size, stride=None, ceil_mode
                 if total == 0:
                     continue
                 out = np.power(total * window_taps / len(values), 1 / p)
-                for pos, v in zip(inside, values):
-                    gx[b + pos] += g * out / total * np.power(v, p - 1)
+                for pos in inside:
+                    gx[b + pos] += g * out / total
+        if p != np.inf:
+            gx *= np.power(xb.astype(np.float64), p - 1)
     return _from_back(gx, ax).astype(_grad_dtype(grad))
 
 
@@ -503,6 +512,24 @@ def ref_fractional_max_pool(x, kernel_size, output_size=None, output_ratio=None,
                 candidates.append((xb[b + pos], flat))
             out[b + o], idx[b + o] = _window_max(candidates, "propagate")
     return _from_back(out, ax), _from_back(idx, ax)
+
+
+def ref_fractional_max_pool_backward(grad, indices, input_shape, kernel_size, output_size=None,
+                                     output_ratio=None, *, axes=None):
+    """Scatter-add of grad to the elements the flat indices name, summed in float64 (the
+    forward drew the windows; its indices are all the backward needs)."""
+    grad, indices = np.asarray(grad), np.asarray(indices)
+    input_shape = tuple(input_shape)
+    ax = pooled_axes(len(input_shape), kernel_size, axes)
+    n = len(ax)
+    gb, ib = _to_back(grad, ax), _to_back(indices, ax)
+    batch_shape = gb.shape[: grad.ndim - n]
+    plan = [(input_shape[a],) for a in ax]  # _unflat needs the lengths only
+    gx = np.zeros(batch_shape + tuple(input_shape[a] for a in ax), dtype=np.float64)
+    for b in itertools.product(*(range(m) for m in batch_shape)):
+        for o in itertools.product(*(range(m) for m in gb.shape[grad.ndim - n:])):
+            gx[b + _unflat(plan, int(ib[b + o]))] += float(gb[b + o])
+    return _from_back(gx, ax).astype(_grad_dtype(grad))
 
 
 # --- max-unpooling (docs/SPEC.md sections 2 and 3) ------------------------------------

@@ -2,9 +2,18 @@
 
 Each :class:`Op` names the N-d function, its PyTorch-named variants, its
 gradient, its layers, its PyTorch twin and whether Dask arrays are pooled
-lazily, and gives the geometries it is benchmarked on (and tested on against
-PyTorch): numbagg's table of comparisons is the model. A new op is a row here,
+lazily, and gives the geometries it is benchmarked on and tested on: numbagg's
+table of comparisons is the model. ``tests/test_ops.py`` checks every row, on
+every geometry, against PyTorch (where the row says PyTorch has the op), against
+the brute-force loops of ``tests/reference.py`` (with four pooled axes,
+channels-last ``axes=``, NaN, ``nan_policy="omit"`` and integer input too) and
+on Dask arrays; ``poolnd bench`` times the same rows. A new op is a row here,
 its family and its tests.
+
+Each op's brute-force references are found by name, not stored here, so that the
+package holds no test code: ``ref_<name>`` and ``ref_<backward>`` in
+``tests/reference.py`` take the op's own arguments, and ``tests/test_ops.py``
+fails for a row without them.
 """
 
 from __future__ import annotations
@@ -18,7 +27,8 @@ from . import functional
 
 @dataclass(frozen=True)
 class Geometry:
-    """One call's arguments after the array(s), for the 2-d PyTorch-named op."""
+    """One call's arguments after the array(s): the same for the N-d function and its 2-d
+    PyTorch-named variant (so flags such as ``return_indices`` are keywords)."""
 
     label: str
     args: tuple = ()
@@ -62,7 +72,8 @@ OPS = (
        exact=False, geometries=(Geometry("p2 k2", (2, 2)),)),
     Op("adaptive_max_pool", (1, 2, 3), "adaptive_max_pool_backward", "AdaptiveMaxPool",
        torch=True, lazy_on_dask=True, exact=True,
-       geometries=(Geometry("7x7", (7,)), Geometry("7x7 +indices", (7, True)))),
+       geometries=(Geometry("7x7", (7,)),
+                   Geometry("7x7 +indices", (7,), {"return_indices": True}))),
     Op("adaptive_avg_pool", (1, 2, 3), "adaptive_avg_pool_backward", "AdaptiveAvgPool",
        torch=True, lazy_on_dask=True, exact=False,
        geometries=(Geometry("7x7", (7,)), Geometry("1 (global average)", (1,)))),
