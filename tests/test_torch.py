@@ -687,3 +687,56 @@ def test_image_channels_2x2_windows_equal_torch(channels, data):
     average = F.avg_pool2d(planes, 2, 2, padding, ceil_mode).numpy()
     got = poolnd.avg_pool(x, 2, 2, padding, ceil_mode=ceil_mode, axes=(0, 1))
     np.testing.assert_allclose(got, np.moveaxis(average, 0, -1), rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------- short rows
+
+
+SHORT_ROW_GEOMETRIES = [  # (kernel, stride, padding, dilation, ceil_mode)
+    (2, 2, 0, 1, False), (3, 2, 1, 1, False), (3, 2, 0, 1, True), (2, 2, 1, 1, True),
+    (3, 2, 1, 2, False), (4, 4, 0, 1, False), (2, 1, 0, 1, False),
+]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("geometry", SHORT_ROW_GEOMETRIES, ids=str)
+def test_short_rows_of_every_width_equal_torch(geometry, channels_last):
+    """Output rows of 1 to 40 windows (each kernel path's boundaries: a row of whole
+    windows, edge windows, the literal loops) with ties and NaN: max values, indices and
+    the layer's gradient, and averages forward and backward."""
+    kernel, stride, padding, dilation, ceil_mode = geometry
+    extent = dilation * (kernel - 1) + 1
+    rng = np.random.default_rng(kernel * 100 + stride * 10 + padding)
+    for width in range(1, 41):
+        length = max(1, (width - 1) * stride + extent - 2 * padding)
+        x = rng.integers(-2, 3, (2, 3, 5, length)).astype(np.float32)
+        x[rng.random(x.shape) < 0.05] = np.nan
+        t = torch.from_numpy(x).requires_grad_(True)
+        y, idx = F.max_pool2d(t, kernel, stride, padding, dilation, ceil_mode, True)
+        grad = rng.integers(-3, 4, tuple(y.shape)).astype(np.float32)
+        y.backward(torch.from_numpy(grad))
+        # channels-last: the same numbers with the 3 channels last, pooled over axes (1, 2)
+        move = (lambda a: np.moveaxis(a, 1, -1)) if channels_last else (lambda a: a)
+        axes = (1, 2) if channels_last else (2, 3)
+        layer = poolnd.nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode=ceil_mode,
+                                    **({"channels_last": True} if channels_last else {}))
+        got = layer(move(x))
+        assert_identical(got, move(y.detach().numpy()))
+        assert_identical(layer.backward(move(grad)), move(t.grad.numpy()))
+        values, indices = poolnd.max_pool(move(x), kernel, stride, padding, dilation, ceil_mode,
+                                          axes=axes, return_indices=True)
+        assert_identical(values, got)
+        assert_identical(indices, move(idx.numpy()))
+        if dilation == 1 and padding <= kernel // 2:
+            s = torch.from_numpy(np.nan_to_num(x)).requires_grad_(True)
+            average = F.avg_pool2d(s, kernel, stride, padding, ceil_mode)
+            average.backward(torch.from_numpy(grad))  # the same output shape as the max's
+            np.testing.assert_allclose(
+                poolnd.avg_pool(move(np.nan_to_num(x)), kernel, stride, padding,
+                                ceil_mode=ceil_mode, axes=axes),
+                move(average.detach().numpy()), rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(
+                poolnd.avg_pool_backward(move(grad), move(x).shape,
+                                         kernel, stride, padding, ceil_mode=ceil_mode,
+                                         axes=axes),
+                move(s.grad.numpy()), rtol=1e-6, atol=1e-6)
