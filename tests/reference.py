@@ -218,15 +218,16 @@ def _divisor(plan, o, count_include_pad, divisor_override):
 
 def ref_avg_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                  count_include_pad=True, divisor_override=None, *, axes=None, dtype=None):
-    """Average pooling: float input summed in float64, integer input summed exactly
-    (Python ints, each mean correctly rounded); float in -> same dtype, else float64.
+    """Average pooling: float (and 64-bit integer) input summed in float64, other integer
+    input summed exactly (Python ints, each mean correctly rounded); float in -> same
+    dtype, else float64.
     An integer ``dtype`` rounds each exact mean half to even and clips it to the range."""
     x = np.asarray(x)
     ax, plan = geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     if dtype is None:
         dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
     rounded = np.dtype(dtype).kind in "iu"
-    exact = x.dtype.kind in "biu"
+    exact = x.dtype.kind in "biu" and x.dtype.itemsize <= 4  # 64-bit: in float64, as NumPy
     xb = _to_back(x, ax)
     batch_shape = xb.shape[: x.ndim - len(ax)]
     out = np.zeros(batch_shape + tuple(p[6] for p in plan), dtype=object)

@@ -144,3 +144,19 @@ def test_prepared_calls_keep_no_data():
     # per entry: tiny constant arrays (the sums' unit divisors) are fine, an input's are not
     kept = [arrays_in(entry, set()) for entry in _prepared._prepared.values()]
     assert kept and max(kept) < 1024, max(kept)
+
+
+@pytest.mark.parametrize("layer_class", [nn.MaxPool2d, nn.MaxPool1d, nn.MaxPoolNd])
+def test_a_layers_repeated_forward_is_prepared_once(layer_class, monkeypatch):
+    from poolnd._families import max as max_family
+
+    layer = layer_class(2, axes=(2, 3)) if layer_class is nn.MaxPoolNd else layer_class(2)
+    x = np.random.default_rng(0).standard_normal((2, 4, 6, 8))
+    layer.eval()
+    first = layer(x)
+    made = []
+    real = max_family._prepare
+    monkeypatch.setattr(max_family, "_prepare", lambda *args: made.append(args) or real(*args))
+    for _ in range(3):
+        np.testing.assert_array_equal(layer(x), first)
+    assert made == [], "the layer's forward was planned again"

@@ -22,10 +22,11 @@ _prepared: dict[Hashable, Any] = {}
 _lock = threading.Lock()
 
 
-# The characters of the repr of ints, floats, bools, None, strings and tuples of them:
+# The characters of the repr of ints, floats, bools, None, strings (a layer's op name,
+# "MaxPool2d", among them) and tuples of them:
 # such a repr names its value exactly; anything else (an object's "<... at 0x...>", an
 # array's "array(...)" or a NumPy scalar's "np.int64(2)") is not used as a key.
-_PLAIN = frozenset(" (),-.'_0123456789abcdefghijklmnopqrstuvwxyzFNT")
+_PLAIN = frozenset(" (),-.'_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def key(x: np.ndarray, *arguments) -> Hashable | None:

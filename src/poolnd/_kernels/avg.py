@@ -90,6 +90,9 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
     sd, sh, sw = stride
     dd, dh, dw = dilation
     pd, ph, pw = pad
+    if (kd, kh, kw) == (sd, sh, sw) and (dd, dh, dw) == (1, 1, 1) and (pd, ph, pw) == (0, 0, 0):
+        _tiles_backward(grad_out, grad_in, C, kernel, divisors, b_lo, b_hi)
+        return
     ring = (kh - 1) * dh // sh + 1
     ods, n_ods = _covering(D, kd, sd, dd, pd, OD)
     ohs, n_ohs = _covering(H, kh, sh, dh, ph, OH)
@@ -124,3 +127,39 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
                         more = spread[jd, slot_of[ohs[h, jh]]]
                         for i in range(WC):
                             row[i] += more[i]
+
+
+@njit(inline="always")
+def _tiles_backward(grad_out, grad_in, C, kernel, divisors, b_lo, b_hi):
+    """:func:`avg_pool_backward` where the windows tile the input (stride = kernel, no
+    padding or dilation): each element is in one window at most, so its row is a copy
+    of that window row's shares, each share repeated ``kw`` times; the rest is 0."""
+    D, H = grad_in.shape[1:3]
+    OD, OH, OWC = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
+    OW = OWC // C
+    kd, kh, kw = kernel
+    divisor_of_output = per_output(divisors[2], OWC, C)
+    shares = np.empty(OWC, grad_in.dtype)
+    for b in range(b_lo, b_hi):
+        for d in range(D):
+            od = d // kd
+            for h in range(H):
+                oh = h // kh
+                row = grad_in[b, d, h]
+                if od >= OD or oh >= OH:
+                    row[:] = 0
+                    continue
+                if h % kh == 0:  # one division per output, as PyTorch does
+                    g_row, scale = grad_out[b, od, oh], divisors[0][od] * divisors[1][oh]
+                    for i in range(OWC):
+                        shares[i] = g_row[i] / (scale * divisor_of_output[i])
+                if kw == 2 and C == 1:  # the common window, spelled out so that it vectorises
+                    for q in range(OW):
+                        row[2 * q] = shares[q]
+                        row[2 * q + 1] = shares[q]
+                else:
+                    for ow in range(OW):
+                        for tw in range(kw):
+                            for c in range(C):
+                                row[(ow * kw + tw) * C + c] = shares[ow * C + c]
+                row[OW * kw * C:] = 0
