@@ -740,3 +740,18 @@ def test_short_rows_of_every_width_equal_torch(geometry, channels_last):
                                          kernel, stride, padding, ceil_mode=ceil_mode,
                                          axes=axes),
                 move(s.grad.numpy()), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", [2, 3])
+def test_tiling_average_backward_with_a_ceil_mode_window_past_the_end_equals_torch(kernel):
+    """Windows that tile the input, the last one overhanging under ceil_mode (the tiling
+    fast path must leave that one to the general path)."""
+    rng = np.random.default_rng(kernel)
+    for length in range(kernel, 4 * kernel + 2):
+        x = torch.from_numpy(rng.standard_normal((2, 3, length + 1, length))).requires_grad_()
+        y = F.avg_pool2d(x, kernel, kernel, 0, True)
+        grad = rng.standard_normal(tuple(y.shape))
+        y.backward(torch.from_numpy(grad))
+        got = poolnd.avg_pool_backward(grad, tuple(x.shape), (kernel, kernel), kernel,
+                                       ceil_mode=True)
+        np.testing.assert_allclose(got, x.grad.numpy(), rtol=1e-12, atol=1e-12)

@@ -90,7 +90,8 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
     sd, sh, sw = stride
     dd, dh, dw = dilation
     pd, ph, pw = pad
-    if (kd, kh, kw) == (sd, sh, sw) and (dd, dh, dw) == (1, 1, 1) and (pd, ph, pw) == (0, 0, 0):
+    if ((kd, kh, kw) == (sd, sh, sw) and (dd, dh, dw) == (1, 1, 1) and (pd, ph, pw) == (0, 0, 0)
+            and OW * kw <= W):  # (a ceil_mode window past the row's end goes the general way)
         _tiles_backward(grad_out, grad_in, C, kernel, divisors, b_lo, b_hi)
         return
     ring = (kh - 1) * dh // sh + 1
@@ -132,7 +133,7 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
 @njit(inline="always")
 def _tiles_backward(grad_out, grad_in, C, kernel, divisors, b_lo, b_hi):
     """:func:`avg_pool_backward` where the windows tile the input (stride = kernel, no
-    padding or dilation): each element is in one window at most, so its row is a copy
+    padding or dilation, none past the end of a row): each element is in one window at most, so its row is a copy
     of that window row's shares, each share repeated ``kw`` times; the rest is 0."""
     D, H = grad_in.shape[1:3]
     OD, OH, OWC = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
