@@ -133,8 +133,9 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
 @njit(inline="always")
 def _tiles_backward(grad_out, grad_in, C, kernel, divisors, b_lo, b_hi):
     """:func:`avg_pool_backward` where the windows tile the input (stride = kernel, no
-    padding or dilation, none past the end of a row): each element is in one window at most, so its row is a copy
-    of that window row's shares, each share repeated ``kw`` times; the rest is 0."""
+    padding or dilation, none past the end of a row): each element is in one window at
+    most, so its row is a copy of that window row's shares, each share repeated ``kw``
+    times; the rest is 0."""
     D, H = grad_in.shape[1:3]
     OD, OH, OWC = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
     OW = OWC // C
