@@ -62,13 +62,6 @@ SUM = 2
 # channels-first data), and 2x2 windows of RGB and RGBA images; each one is a kernel of
 # its own, compiled on first use, so the list is short
 LITERAL_SHAPES = ((1, 2, 2, 1), (1, 3, 2, 1), (1, 4, 4, 1), (3, 2, 2, 1), (4, 2, 2, 1))
-# For each literal shape, the window height ``kh`` (2-d windows, 2 or 3 taps high) whose
-# inside windows are folded whole, every tap held in registers: a window's best and its
-# position are then written once, not once per input row (0: row by row only). Not for
-# k3 s2: measured, its whole windows (with padding, through the scratch row) ran at half
-# the speed of row by row.
-WHOLE_HEIGHTS = (2, 0, 0, 2, 2)
-_WHOLE_HEIGHT = (*WHOLE_HEIGHTS, 0)  # indexed by any shape, GENERIC too
 GENERIC = len(LITERAL_SHAPES)
 
 
@@ -190,140 +183,6 @@ def _make_literal_loop(with_positions, reduction, shape):
                     codes_in[j * C + c] = best_code
 
     return fold_inside
-
-
-@cache
-def _make_whole_window_loop(with_positions, reduction, shape):
-    """The loop over the inside windows of an output row whose ``kh`` input rows are all
-    inside, ``kh`` (2 or 3) and ``(C, kw, sw, dw)`` literal: ``r0..r2`` are those rows
-    (``r2`` unused when ``kh == 2``) and ``code0..code2`` their taps' codes."""
-    C, kw, sw, dw = LITERAL_SHAPES[shape]
-    kh = WHOLE_HEIGHTS[shape]
-
-    @njit(inline="always")
-    def fold_whole(r0, r1, r2, acc, codes, ow_lo, ow_hi, pw, code0, code1, code2, code_tap):
-        at = (ow_lo * sw - pw) * C  # views from the first inside window, as fold_inside's
-        x0, x1, x2 = r0[at:], r1[at:], r2[at:]
-        acc_in = acc[ow_lo * C:ow_hi * C]
-        codes_in = codes[ow_lo * C:ow_hi * C] if with_positions else codes
-        for j in range(ow_hi - ow_lo):
-            for c in range(C):  # C, kh and kw are literals: everything unrolls
-                best = acc_in[j * C + c]
-                best_code = codes_in[j * C + c] if with_positions else 0
-                for th in range(kh):
-                    x_th = x0 if th == 0 else (x1 if th == 1 else x2)
-                    code = code0 if th == 0 else (code1 if th == 1 else code2)
-                    for tw in range(kw):
-                        v = x_th[(j * sw + tw * dw) * C + c]
-                        if reduction == SUM:
-                            best += v
-                        else:
-                            wins = beats(v, best, reduction)
-                            best = v if wins else best
-                            if with_positions:
-                                best_code = code + tw * code_tap if wins else best_code
-                acc_in[j * C + c] = best
-                if with_positions:
-                    codes_in[j * C + c] = best_code
-
-    return fold_whole
-
-
-@cache
-def _make_whole_row_loop(with_positions, reduction, shape):
-    """An output row whose windows are all whole and inside, ``kh`` and ``(C, kw, sw, dw)``
-    literal, straight into the output: no scratch row, nothing left to finish. A max's
-    position is its tap's code plus ``j*code_ow + code_0``; a sum is multiplied by the
-    exact ``inverse`` (a power of two) of its divisor. Few arrays: the compiler vectorises
-    a loop only if it can check, at run time, that the rows it writes overlap none it
-    reads, and it makes at most 8 such checks."""
-    C, kw, sw, dw = LITERAL_SHAPES[shape]
-    kh = WHOLE_HEIGHTS[shape]
-
-    @njit(inline="always")
-    def fold_row(r0, r1, r2, out_row, pos_row, code0, code1, code2, code_tap, code_ow, code_0,
-                 identity, inverse, inverse_of_output):
-        for j in range(out_row.shape[0] // C):
-            for c in range(C):
-                best = identity
-                best_code = code0
-                for th in range(kh):
-                    x_th = r0 if th == 0 else (r1 if th == 1 else r2)
-                    code = code0 if th == 0 else (code1 if th == 1 else code2)
-                    for tw in range(kw):
-                        v = x_th[(j * sw + tw * dw) * C + c]
-                        if reduction == SUM:
-                            best += v
-                        else:
-                            wins = beats(v, best, reduction)
-                            best = v if wins else best
-                            if with_positions:
-                                best_code = code + tw * code_tap if wins else best_code
-                i = j * C + c
-                if reduction == SUM:
-                    _store(out_row, i, best * (inverse * inverse_of_output[i]))
-                else:
-                    out_row[i] = best
-                    if with_positions:  # computed, not loaded: see below
-                        pos_row[i] = best_code + j * code_ow + code_0
-
-    return fold_row
-
-
-def _fold_whole_row(shape, with_positions, reduction, r0, r1, r2, out_row, pos_row, code0,
-                    code1, code2, code_tap, code_ow, code_0, identity, inverse, inverse_of_output):
-    """Fold an output row of whole inside windows straight into the output (see below)."""
-
-
-@overload(_fold_whole_row, prefer_literal=True, inline="always")
-def _fold_whole_row_typed(shape, with_positions, reduction, r0, r1, r2, out_row, pos_row, code0,
-                          code1, code2, code_tap, code_ow, code_0, identity, inverse,
-                          inverse_of_output):
-    choices = (shape, with_positions, reduction)
-    if not all(isinstance(c, types.Literal) for c in choices):
-        return None
-    shape_, positions_, reduction_ = (c.literal_value for c in choices)
-    if shape_ == GENERIC or WHOLE_HEIGHTS[shape_] == 0:
-        def nothing(shape, with_positions, reduction, r0, r1, r2, out_row, pos_row, code0, code1,
-                    code2, code_tap, code_ow, code_0, identity, inverse, inverse_of_output):
-            pass
-        return nothing
-    loop = _make_whole_row_loop(positions_, reduction_, shape_)
-
-    def run(shape, with_positions, reduction, r0, r1, r2, out_row, pos_row, code0, code1, code2,
-            code_tap, code_ow, code_0, identity, inverse, inverse_of_output):
-        loop(r0, r1, r2, out_row, pos_row, code0, code1, code2, code_tap, code_ow, code_0,
-             identity, inverse, inverse_of_output)
-
-    return run
-
-
-def _fold_whole(shape, with_positions, reduction, r0, r1, r2, acc, codes, ow_lo, ow_hi, pw,
-                code0, code1, code2, code_tap):
-    """Fold the inside windows of an output row whole (see the overload below)."""
-
-
-@overload(_fold_whole, prefer_literal=True, inline="always")
-def _fold_whole_typed(shape, with_positions, reduction, r0, r1, r2, acc, codes, ow_lo, ow_hi,
-                      pw, code0, code1, code2, code_tap):
-    """The loop for literal ``shape``, ``with_positions`` and ``reduction``; nothing for
-    a shape without a whole-window loop (its kernels never call it)."""
-    choices = (shape, with_positions, reduction)
-    if not all(isinstance(c, types.Literal) for c in choices):
-        return None
-    shape_, positions_, reduction_ = (c.literal_value for c in choices)
-    if shape_ == GENERIC or WHOLE_HEIGHTS[shape_] == 0:
-        def nothing(shape, with_positions, reduction, r0, r1, r2, acc, codes, ow_lo, ow_hi, pw,
-                    code0, code1, code2, code_tap):
-            pass
-        return nothing
-    loop = _make_whole_window_loop(positions_, reduction_, shape_)
-
-    def run(shape, with_positions, reduction, r0, r1, r2, acc, codes, ow_lo, ow_hi, pw, code0,
-            code1, code2, code_tap):
-        loop(r0, r1, r2, acc, codes, ow_lo, ow_hi, pw, code0, code1, code2, code_tap)
-
-    return run
 
 
 @njit(inline="always")
@@ -467,7 +326,6 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
     D, H, W = x.shape[1], x.shape[2], x.shape[3] // C
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
     ow_lo, ow_hi = inside_outputs(W, kw, sw, dw, pw, OW)
-    whole_height = _WHOLE_HEIGHT[shape]
     codes = np.empty(OW * C if with_positions else 0, np.int64)
     sums = np.full(OW * C if reduction == SUM else 0, identity)
     # a tap's code: flat index less ``ow*sw - pw``, or tap number; see _row_code
@@ -488,86 +346,45 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
         d0, td_lo, td_hi = taps_in_input(od, D, kd, sd, dd, pd)
         h0, th_lo, th_hi = taps_in_input(oh, H, kh, sh, dh, ph)
         out_row, pos_row = out[b, od, oh], position[b, od, oh]
+        acc = _accumulator(out_row, sums, reduction)
         scale = divisors[0][od] * divisors[1][oh]
-        # a 2-d window of the loop's height whose rows are all inside: its inside windows
-        # are folded whole (every tap in registers), the edge windows row by row
-        whole = kd == 1 and kh == whole_height and th_lo == 0 and th_hi == kh
-        last = h0 + (kh - 1) * dh if whole else h0
-        code0 = _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw)
-        code1 = _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw)
-        code2 = _row_code(flat_index, d0, last, H, W, 0, kh - 1, kh, kw)
-        if whole and ow_lo == 0 and ow_hi == OW and (
-                reduction != SUM or (powers_of_two_on_w and is_power_of_two(scale))):
-            # every window of the row: straight into the output row, nothing to finish
-            _fold_whole_row(shape, with_positions, reduction, x[b, d0, h0],
-                            x[b, d0, h0 + dh], x[b, d0, last], out_row, pos_row, code0, code1,
-                            code2, code_tap, code_ow, code_0, identity, 1.0 / scale,
-                            inverse_of_output)
-        else:
-            # (fewer than 30 arguments: Python passes more as *args, which numba refuses)
-            _pool_row_through_scratch(
-                x, out_row, pos_row, _accumulator(out_row, sums, reduction), codes, (b, d0, h0),
-                (td_lo, td_hi, th_lo, th_hi), (whole, last, code0, code1, code2),
-                (scale, code_of_output, divisor_of_output, inverse_of_output,
-                 powers_of_two_on_w), C, kernel, dilation, row, pw, (H, W, OW, ow_lo, ow_hi),
-                code_tap, flat_index, identity, shape, with_positions, reduction)
+        acc[:] = identity
+        if with_positions:  # each window's first tap inside the input
+            codes[:] = _row_code(flat_index, d0 + td_lo * dd, h0 + th_lo * dh, H, W, td_lo,
+                                 th_lo, kh, kw)
+            for e in range(ow_lo + OW - ow_hi):
+                ow = e if e < ow_lo else ow_hi + e - ow_lo
+                tw_lo = taps_in_input(ow, W, kw, sw, dw, pw)[1]
+                for c in range(C):
+                    codes[ow * C + c] += tw_lo * code_tap
+        for td in range(td_lo, td_hi):
+            for th in range(th_lo, th_hi):
+                i_d, i_h = d0 + td * dd, h0 + th * dh
+                code = _row_code(flat_index, i_d, i_h, H, W, td, th, kh, kw)
+                x_row = x[b, i_d, i_h]
+                _fold_inside(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw,
+                             C, kw, sw, dw, code, code_tap)
+                for e in range(ow_lo + OW - ow_hi):
+                    ow = e if e < ow_lo else ow_hi + e - ow_lo  # the left edge, then the right
+                    start, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
+                    _fold_window(x_row, acc, codes, ow, tw_lo, tw_hi, start, C, dw, code,
+                                 code_tap, with_positions, reduction)
+        # loops over the whole row, not array expressions (those would allocate)
+        if with_positions:
+            for i in range(OW * C):
+                pos_row[i] = codes[i] + code_of_output[i]
+        if reduction == SUM and powers_of_two_on_w and is_power_of_two(scale):
+            inverse = 1.0 / scale
+            for i in range(OW * C):
+                _store(out_row, i, acc[i] * (inverse * inverse_of_output[i]))
+        elif reduction == SUM:
+            for i in range(OW * C):
+                _store(out_row, i, acc[i] / (scale * divisor_of_output[i]))
         oh += 1  # the next job's row, without a division
         if oh == OH:
             oh, od = 0, od + 1
             if od == OD:
                 od, b = 0, b + 1
-
-
-@njit(inline="always")
-def _pool_row_through_scratch(x, out_row, pos_row, acc, codes, at, taps, whole_rows, finish, C,
-                              kernel, dilation, row, pw, sizes, code_tap, flat_index, identity,
-                              shape, with_positions, reduction):
-    """One output row of :func:`pool_rows` merged input row by input row into ``acc``
-    (and ``codes``), then finished into the output row."""
-    b, d0, h0 = at
-    td_lo, td_hi, th_lo, th_hi = taps
-    whole, last, code0, code1, code2 = whole_rows
-    scale, code_of_output, divisor_of_output, inverse_of_output, powers_of_two_on_w = finish
-    H, W, OW, ow_lo, ow_hi = sizes
-    _, kh, _ = kernel
-    dd, dh, _ = dilation
-    kw, sw, dw = row
-    acc[:] = identity
-    if with_positions:  # each window's first tap inside the input
-        codes[:] = _row_code(flat_index, d0 + td_lo * dd, h0 + th_lo * dh, H, W, td_lo, th_lo,
-                             kh, kw)
-        for e in range(ow_lo + OW - ow_hi):
-            ow = e if e < ow_lo else ow_hi + e - ow_lo
-            tw_lo = taps_in_input(ow, W, kw, sw, dw, pw)[1]
-            for c in range(C):
-                codes[ow * C + c] += tw_lo * code_tap
-    if whole:
-        _fold_whole(shape, with_positions, reduction, x[b, d0, h0], x[b, d0, h0 + dh],
-                    x[b, d0, last], acc, codes, ow_lo, ow_hi, pw, code0, code1, code2, code_tap)
-    for td in range(td_lo, td_hi):
-        for th in range(th_lo, th_hi):
-            i_d, i_h = d0 + td * dd, h0 + th * dh
-            code = _row_code(flat_index, i_d, i_h, H, W, td, th, kh, kw)
-            x_row = x[b, i_d, i_h]
-            if not whole:
-                _fold_inside(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi,
-                             pw, C, kw, sw, dw, code, code_tap)
-            for e in range(ow_lo + OW - ow_hi):
-                ow = e if e < ow_lo else ow_hi + e - ow_lo  # the left edge, then the right
-                start, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
-                _fold_window(x_row, acc, codes, ow, tw_lo, tw_hi, start, C, dw, code, code_tap,
-                             with_positions, reduction)
-    # loops over the whole row, not array expressions (those would allocate)
-    if with_positions:
-        for i in range(OW * C):
-            pos_row[i] = codes[i] + code_of_output[i]
-    if reduction == SUM and powers_of_two_on_w and is_power_of_two(scale):
-        inverse = 1.0 / scale
-        for i in range(OW * C):
-            _store(out_row, i, acc[i] * (inverse * inverse_of_output[i]))
-    elif reduction == SUM:
-        for i in range(OW * C):
-            _store(out_row, i, acc[i] / (scale * divisor_of_output[i]))
 
 
 @njit(inline="always")
