@@ -53,11 +53,9 @@ def divisors(lengths, geometry, include_pad: bool, override: int):
         first_right = max(0, (last_counted + pad - (k - 1) * d) // s + 1)
         edges = np.union1d(np.arange(min(-(-pad // s), n_out)), np.arange(first_right, n_out))
         start = window_start(edges, s, pad)
-        if include_pad:
-            count[edges] = np.minimum(k, (last_counted - start) // d + 1)
-        else:
-            count[edges] = (np.minimum(k, (last_counted - start) // d + 1)
-                            - np.where(start >= 0, 0, (d - 1 - start) // d))
+        count[edges] = np.minimum(k, (last_counted - start) // d + 1)
+        if not include_pad:  # less the taps before the input
+            count[edges] -= np.where(start >= 0, 0, (d - 1 - start) // d)
         factors.append(count)
     if override:
         factors[0] *= override
