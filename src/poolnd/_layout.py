@@ -4,7 +4,8 @@ Every op moves the pooled axes of its input into the canonical layout
 ``(B, *L, C)`` (batch axes before them folded into ``B``, those after into
 ``C``; one copy at most, none for contiguous input), and its result back. The
 kernels see ``(B, D, H, W, C)``, or rows ``(B, D, H, W*C)``; fewer pooled axes
-arrive widened with unit windows, more are split in two stages by the families.
+arrive widened with unit windows, more are pooled in two stages
+(:func:`in_two_stages`).
 """
 
 from __future__ import annotations
@@ -64,18 +65,61 @@ def new_input_like(plan: PoolPlan, dtype, *, flat: bool = False) -> np.ndarray:
     return whole.reshape(math.prod(plan.outer_shape), *lengths, math.prod(plan.inner_shape))
 
 
+# The two stages' pooled axes, as slices of any per-axis sequence
+TRAILING = slice(-KERNEL_AXES, None)
+LEADING = slice(None, -KERNEL_AXES)
+
+
+def in_two_stages(x: np.ndarray, pool):
+    """Pool canonical ``x`` ``(B, *L, C)`` over more than three axes: the last three, then the rest.
+
+    ``pool(part, axes)`` pools ``part`` over the axes that ``axes`` (``TRAILING``
+    or ``LEADING``) picks out of ``L``, returning values and flat indices (or
+    None). The trailing stage sees ``(B * prod(L[LEADING]), *L[TRAILING], C)``;
+    the leading one sees its values as ``(B, *L[LEADING], inner)``, each
+    trailing output and channel an inner batch element. That is one pooling
+    when the reduction composes over a product window: a maximum (the first
+    maximum in row-major order, NaN rules alike, is the first maximum over the
+    leading axes of the first maxima over the rest), or a sum or mean.
+    """
+    batch, lengths, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
+    lead_size, tail_size = math.prod(lengths[LEADING]), math.prod(lengths[TRAILING])
+    tail_out, tail_index = pool(x.reshape(batch * lead_size, *lengths[TRAILING], channels),
+                                TRAILING)
+    tail_outs = tail_out.shape[1:-1]
+    out, lead_index = pool(
+        tail_out.reshape(batch, *lengths[LEADING], math.prod(tail_outs) * channels), LEADING)
+    out = out.reshape(batch, *out.shape[1:-1], *tail_outs, channels)
+    if lead_index is None:
+        return out, None
+    # the leading stage says which leading position each window chose; the trailing
+    # stage's index at that position says where inside the trailing axes
+    lead_index = lead_index.reshape(batch, -1, lead_index.shape[-1])
+    chosen = np.take_along_axis(tail_index.reshape(batch, lead_size, -1), lead_index, axis=1)
+    return out, (lead_index * tail_size + chosen).reshape(out.shape)
+
+
+def backward_in_two_stages(grad: np.ndarray, lengths, backward) -> np.ndarray:
+    """The adjoint of :func:`in_two_stages` for a linear pooling: ``grad`` ``(B, *O, C)``
+    to ``(B, *lengths, C)``, the leading axes first. ``backward(part, axes)`` takes one
+    stage's output gradient to its input's."""
+    batch, outs, channels = grad.shape[0], grad.shape[1:-1], grad.shape[-1]
+    mid = backward(grad.reshape(batch, *outs[LEADING], math.prod(outs[TRAILING]) * channels),
+                   LEADING)
+    grad_in = backward(mid.reshape(batch * math.prod(lengths[LEADING]), *outs[TRAILING],
+                                   channels), TRAILING)
+    return grad_in.reshape(batch, *lengths, channels)
+
+
 def window_geometry(plan: PoolPlan):
     """Per-axis tuples the kernels take: kernel, stride, dilation, pad before and after, out."""
     return (plan.kernel, plan.stride, plan.dilation, plan.pad_before, plan.pad_after,
             plan.out_lengths)
 
 
-def leading_axes(geometry, n):
-    return tuple(t[:n] for t in geometry)
-
-
-def trailing_axes(geometry, n):
-    return tuple(t[-n:] for t in geometry)
+def stage_geometry(geometry, axes: slice):
+    """The per-axis tuples of :func:`window_geometry` for one stage's ``axes``."""
+    return tuple(t[axes] for t in geometry)
 
 
 def as_kernel_args(geometry):

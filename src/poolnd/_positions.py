@@ -130,17 +130,3 @@ def window_to_flat(taps: np.ndarray, plan: PoolPlan) -> np.ndarray:
         position = start + per_axis[i] * plan.dilation[i]
         flat = flat * plan.lengths[i] + position
     return flat
-
-
-def combine_two_stages(lead_index: np.ndarray, tail_index: np.ndarray, lead_size: int,
-                       tail_size: int, shape) -> np.ndarray:
-    """The flat indices of a pooling done in two stages, the trailing axes first.
-
-    ``lead_index`` (``(B, ..., inner)``, from pooling the first stage's output over the
-    leading axes) says which leading position each window chose; the first stage's
-    ``tail_index`` at that position says where inside the trailing axes.
-    """
-    batch, inner = lead_index.shape[0], lead_index.shape[-1]
-    lead_index = lead_index.reshape(batch, -1, inner)
-    chosen = np.take_along_axis(tail_index.reshape(batch, lead_size, inner), lead_index, axis=1)
-    return (lead_index * tail_size + chosen).reshape(shape)

@@ -31,8 +31,12 @@ from .._geometry import (
 from .._kernels import adaptive as _kernels
 from .._layout import (
     KERNEL_AXES,
+    LEADING,
+    TRAILING,
     as_row_array,
+    backward_in_two_stages,
     from_canonical,
+    in_two_stages,
     max_results_back,
     new_input_like,
     run_planes,
@@ -43,7 +47,6 @@ from .._positions import (
     FLAT_INDEX,
     NO_POSITION,
     WINDOW_POSITION,
-    combine_two_stages,
     position_dtype,
     scatter_flat,
     scatter_to_input,
@@ -63,13 +66,6 @@ def _bounds(starts, ends):
 
 def _out_lengths(starts):
     return tuple(len(s) for s in starts)
-
-
-def _split(x, starts):
-    """``(B, *L, C)`` with more than three pooled axes: the sizes of both stages."""
-    lead = len(starts) - KERNEL_AXES
-    batch, lengths, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
-    return lead, batch, lengths, channels
 
 
 def _shifts(starts, ends):
@@ -101,8 +97,9 @@ def _window_position_dtype(starts, ends):
 
 def _max_canonical(x, starts, ends, kind: int, omit_nan: bool):
     """Adaptive max pooling of canonical ``x`` ``(B, *L, C)``: values and positions."""
-    if len(starts) > KERNEL_AXES:
-        return _max_in_two_stages(x, starts, ends, kind, omit_nan)
+    if len(starts) > KERNEL_AXES:  # positions are flat indices here
+        return in_two_stages(x, lambda part, axes: _max_canonical(
+            part, starts[axes], ends[axes], kind, omit_nan))
     out = np.empty((x.shape[0], *_out_lengths(starts), x.shape[-1]), x.dtype)
     channels, bounds, shifts = x.shape[-1], _bounds(starts, ends), _kernel_shifts(starts, ends)
     if kind == NO_POSITION:
@@ -114,22 +111,6 @@ def _max_canonical(x, starts, ends, kind: int, omit_nan: bool):
     run_rows(_kernels.adaptive_max_positions, as_row_array(x), as_row_array(out),
               as_row_array(positions), channels, *bounds, omit_nan, flat, shifts)
     return out, positions
-
-
-def _max_in_two_stages(x, starts, ends, kind, omit_nan):
-    """The last three axes, then the rest; positions here are flat indices."""
-    lead, batch, lengths, channels = _split(x, starts)
-    lead_size, tail_size = math.prod(lengths[:lead]), math.prod(lengths[lead:])
-    tail_out, tail_index = _max_canonical(
-        x.reshape(batch * lead_size, *lengths[lead:], channels), starts[lead:], ends[lead:],
-        kind, omit_nan)
-    inner = math.prod(_out_lengths(starts[lead:])) * channels
-    out, lead_index = _max_canonical(tail_out.reshape(batch, *lengths[:lead], inner),
-                                     starts[:lead], ends[:lead], kind, omit_nan)
-    out = out.reshape(batch, *_out_lengths(starts), channels)
-    if kind == NO_POSITION:
-        return out, None
-    return out, combine_two_stages(lead_index, tail_index, lead_size, tail_size, out.shape)
 
 
 def adaptive_max_planned(x: np.ndarray, plan: AdaptivePlan, kind: int, omit_nan: bool):
@@ -245,15 +226,14 @@ def _avg_canonical(x, starts, ends, whole=None):
     out_lengths, whole_channels = whole or (_out_lengths(starts), x.shape[-1])
     is_global = all(o == 1 for o in out_lengths)
     if len(starts) > KERNEL_AXES and not is_global:
-        lead, batch, lengths, channels = _split(x, starts)
-        tail = _avg_canonical(x.reshape(batch * math.prod(lengths[:lead]), *lengths[lead:],
-                                        channels), starts[lead:], ends[lead:],
-                              (out_lengths[lead:], whole_channels))
-        inner = math.prod(_out_lengths(starts[lead:])) * channels
-        out = _avg_canonical(tail.reshape(batch, *lengths[:lead], inner), starts[:lead],
-                             ends[:lead],
-                             (out_lengths[:lead], math.prod(out_lengths[lead:]) * whole_channels))
-        return out.reshape(batch, *_out_lengths(starts), channels)
+        def stage(part, axes):
+            # the leading stage's inner batch axis is the trailing outputs by channels
+            channels = whole_channels
+            if axes is LEADING:
+                channels *= math.prod(out_lengths[TRAILING])
+            return _avg_canonical(part, starts[axes], ends[axes],
+                                  (out_lengths[axes], channels)), None
+        return in_two_stages(x, stage)[0]
     batch, channels = x.shape[0], x.shape[-1]
     if is_global and channels == 1 < whole_channels:
         # the whole call sums channel by channel, not in blocks as one channel alone would
@@ -275,14 +255,8 @@ def _avg_backward_canonical(grad, lengths, starts, ends):
     """Adjoint of :func:`_avg_canonical`: ``grad`` ``(B, *O, C)`` to ``(B, *lengths, C)``."""
     batch, channels = grad.shape[0], grad.shape[-1]
     if len(starts) > KERNEL_AXES:
-        lead = len(starts) - KERNEL_AXES
-        inner = math.prod(_out_lengths(starts[lead:])) * channels
-        mid = _avg_backward_canonical(grad.reshape(batch, *_out_lengths(starts[:lead]), inner),
-                                      lengths[:lead], starts[:lead], ends[:lead])
-        grad_in = _avg_backward_canonical(
-            mid.reshape(batch * math.prod(lengths[:lead]), *_out_lengths(starts[lead:]),
-                        channels), lengths[lead:], starts[lead:], ends[lead:])
-        return grad_in.reshape(batch, *lengths, channels)
+        return backward_in_two_stages(grad, lengths, lambda part, axes: _avg_backward_canonical(
+            part, lengths[axes], starts[axes], ends[axes]))
     grad_in = np.empty((batch, *lengths, channels), grad.dtype)  # zeroed by the kernel
     run_planes(_kernels.adaptive_avg_backward, grad, grad_in, as_row_array(grad),
                 as_row_array(grad_in), channels, *_bounds(starts, ends))

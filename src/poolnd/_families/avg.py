@@ -16,17 +16,19 @@ from .._geometry import (
     plan_pool,
     window_start,
 )
-from .._kernels import _rows
 from .._kernels.avg import avg_pool_backward as _avg_backward_kernel
+from .._kernels.reductions import SUM
 from .._layout import (
     KERNEL_AXES,
+    LEADING,
     as_kernel_args,
     as_row_array,
+    backward_in_two_stages,
     from_canonical,
-    leading_axes,
+    in_two_stages,
     run_planes,
+    stage_geometry,
     to_canonical,
-    trailing_axes,
     window_geometry,
 )
 from ._windows import forward_rows, is_large_window, pool_separably
@@ -79,27 +81,31 @@ def avg_canonical(x, geometry, include_pad: bool, override: int, accumulate=None
     # (inf - inf) where a sum in PyTorch's row-major order gives inf; any non-finite
     # total (rare: one cheap sum finds it) is therefore summed again window by window.
     large = is_large_window(geometry)
-    sums = pool_separably(x, geometry, _rows.SUM, accumulate.type(0)) if large else None
+    sums = pool_separably(x, geometry, SUM, accumulate.type(0)) if large else None
     if large and np.isfinite(sums.sum()):
         return _divided(sums, divisors(x.shape[1:-1], geometry, include_pad, override)[-n:],
                         write)
     if n > KERNEL_AXES:
-        lead = n - KERNEL_AXES
-        batch, lengths, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
         between = write if write.kind == "f" else np.dtype(np.float64)  # not rounded yet
-        tail = avg_canonical(
-            x.reshape(batch * math.prod(lengths[:lead]), *lengths[lead:], channels),
-            trailing_axes(geometry, KERNEL_AXES), include_pad, 1 if override else 0,
-            accumulate, between,
-        )
-        inner = math.prod(outs[lead:]) * channels
-        out = avg_canonical(tail.reshape(batch, *lengths[:lead], inner),
-                             leading_axes(geometry, lead), include_pad, override, None, write)
-        return out.reshape(batch, *outs, channels)
+
+        def stage(part, axes):
+            last = axes is LEADING
+            return avg_canonical(part, stage_geometry(geometry, axes), include_pad,
+                                 _stage_override(override, axes), None if last else accumulate,
+                                 write if last else between), None
+        return in_two_stages(x, stage)[0]
     out = np.empty((x.shape[0], *outs, x.shape[-1]), write)
-    forward_rows(x, out, None, geometry, _rows.SUM, accumulate.type(0),
+    forward_rows(x, out, None, geometry, SUM, accumulate.type(0),
                   divisors=divisors(x.shape[1:-1], geometry, include_pad, override))
     return out
+
+
+def _stage_override(override: int, axes: slice) -> int:
+    """A stage's divisor override: the whole one divides once, in the leading stage;
+    the trailing stage then divides by 1 (0 would mean its windows' own counts)."""
+    if axes is LEADING:
+        return override
+    return 1 if override else 0
 
 
 def _divided(sums, factors, write):
@@ -121,19 +127,11 @@ def _divided(sums, factors, write):
 
 def avg_backward_canonical(grad, lengths, geometry, include_pad: bool, override: int):
     """Adjoint of :func:`avg_canonical`: ``grad`` ``(B, *O, C)`` to ``(B, *lengths, C)``."""
-    n = grad.ndim - 2
-    outs = geometry[5]
     batch, channels = grad.shape[0], grad.shape[-1]
-    if n > KERNEL_AXES:
-        lead = n - KERNEL_AXES
-        inner = math.prod(outs[lead:]) * channels
-        mid = avg_backward_canonical(grad.reshape(batch, *outs[:lead], inner), lengths[:lead],
-                                      leading_axes(geometry, lead), include_pad, override)
-        grad_in = avg_backward_canonical(
-            mid.reshape(batch * math.prod(lengths[:lead]), *outs[lead:], channels),
-            lengths[lead:], trailing_axes(geometry, KERNEL_AXES), include_pad, 1 if override else 0,
-        )
-        return grad_in.reshape(batch, *lengths, channels)
+    if grad.ndim - 2 > KERNEL_AXES:
+        return backward_in_two_stages(grad, lengths, lambda part, axes: avg_backward_canonical(
+            part, lengths[axes], stage_geometry(geometry, axes), include_pad,
+            _stage_override(override, axes)))
     grad_in = np.empty((batch, *lengths, channels), grad.dtype)
     k, s, d, p, _, _ = as_kernel_args(geometry)
     run_planes(_avg_backward_kernel, grad, grad_in, as_row_array(grad), as_row_array(grad_in),

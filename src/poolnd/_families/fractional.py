@@ -27,8 +27,10 @@ from .._geometry import (
 from .._kernels import fractional as _fractional_kernels
 from .._layout import (
     KERNEL_AXES,
+    TRAILING,
     as_kernel_array,
     from_canonical,
+    in_two_stages,
     max_results_back,
     new_input_like,
     run_planes,
@@ -37,7 +39,6 @@ from .._layout import (
 from .._positions import (
     FLAT_INDEX,
     NO_POSITION,
-    combine_two_stages,
     position_dtype,
     scatter_to_input,
 )
@@ -97,7 +98,18 @@ def _fractional_canonical(x: np.ndarray, starts, kernel, kind: int):
     rules alike). Positions are then flat indices.
     """
     if len(kernel) > KERNEL_AXES:
-        return _in_two_stages(x, starts, kernel, kind)
+        batch, channels = x.shape[0], x.shape[-1]
+
+        def stage(part, axes):
+            # trailing: plane (b, l) of leading position l uses plane b's starts;
+            # leading: channel t*C + c (trailing output t) uses channel c's starts
+            if axes is TRAILING:
+                part_starts = [np.repeat(s, part.shape[0] // batch, axis=0) for s in starts[axes]]
+            else:
+                part_starts = [np.tile(s, (1, part.shape[-1] // channels, 1))
+                               for s in starts[axes]]
+            return _fractional_canonical(part, part_starts, kernel[axes], kind)
+        return in_two_stages(x, stage)
     batch, channels = x.shape[0], x.shape[-1]
     outs = tuple(s.shape[2] for s in starts)
     out = np.empty((batch, *outs, channels), x.dtype)
@@ -112,28 +124,6 @@ def _fractional_canonical(x: np.ndarray, starts, kernel, kind: int):
         rows_out, rows_out if positions is None else as_kernel_array(positions),
         starts_d, starts_h, starts_w, k3, positions is not None, kind == FLAT_INDEX)
     return out, positions
-
-
-def _in_two_stages(x, starts, kernel, kind):
-    lead = len(kernel) - KERNEL_AXES
-    batch, lengths, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
-    lead_size, tail_size = math.prod(lengths[:lead]), math.prod(lengths[lead:])
-    # stage one: plane (b, l) of the leading positions l uses plane b's starts
-    tail_starts = [np.repeat(s, lead_size, axis=0) for s in starts[lead:]]
-    tail_out, tail_index = _fractional_canonical(
-        x.reshape(batch * lead_size, *lengths[lead:], channels), tail_starts, kernel[lead:], kind
-    )
-    outs = tuple(s.shape[2] for s in starts)
-    inner = math.prod(outs[lead:]) * channels
-    # stage two: channel t*C + c (tail output t) uses channel c's starts
-    lead_starts = [np.tile(s, (1, inner // channels, 1)) for s in starts[:lead]]
-    out, lead_index = _fractional_canonical(
-        tail_out.reshape(batch, *lengths[:lead], inner), lead_starts, kernel[:lead], kind
-    )
-    out = out.reshape(batch, *outs, channels)
-    if kind == NO_POSITION:
-        return out, None
-    return out, combine_two_stages(lead_index, tail_index, lead_size, tail_size, out.shape)
 
 
 def fractional_planned(x: np.ndarray, plan: FractionalPlan, samples: np.ndarray, kind: int):

@@ -19,26 +19,26 @@ from .._geometry import (
 from .._kernels import _rows
 from .._kernels import max as _max_kernels
 from .._kernels._rows import forward_kernel
+from .._kernels.reductions import MAX, MAX_OMIT_NAN
 from .._layout import (
     KERNEL_AXES,
     as_kernel_args,
     as_row_array,
     from_canonical,
-    leading_axes,
+    in_two_stages,
     max_results_back,
     new_input_like,
     row_shape,
     run_planes,
     run_rows,
+    stage_geometry,
     to_canonical,
-    trailing_axes,
     window_geometry,
 )
 from .._positions import (
     FLAT_INDEX,
     NO_POSITION,
     WINDOW_POSITION,
-    combine_two_stages,
     flat_to_window,
     position_dtype,
     scatter_flat,
@@ -58,12 +58,14 @@ def _max_canonical(x: np.ndarray, geometry, kind: int, omit_nan: bool):
     and the same holds for the NaN rules.
     """
     omit_nan = omit_nan and x.dtype.kind == "f"  # integers have no NaN: one kernel fewer
-    reduction = _rows.MAX_OMIT_NAN if omit_nan else _rows.MAX
+    reduction = MAX_OMIT_NAN if omit_nan else MAX
     lowest = max_identity(x.dtype, omit_nan)
     if kind == NO_POSITION and is_large_window(geometry):
         return pool_separably(x, geometry, reduction, lowest), None
     if x.ndim - 2 > KERNEL_AXES:
-        return _max_in_two_stages(x, geometry, kind, omit_nan)
+        # positions are flat indices here (window positions are derived from them)
+        return in_two_stages(x, lambda part, axes: _max_canonical(
+            part, stage_geometry(geometry, axes), kind, omit_nan))
     kernel, outs = geometry[0], geometry[5]
     out = np.empty((x.shape[0], *outs, x.shape[-1]), x.dtype)
     positions = None
@@ -71,24 +73,6 @@ def _max_canonical(x: np.ndarray, geometry, kind: int, omit_nan: bool):
         positions = np.empty(out.shape, position_dtype(kind, math.prod(kernel)))
     forward_rows(x, out, positions, geometry, reduction, lowest, kind == FLAT_INDEX)
     return out, positions
-
-
-def _max_in_two_stages(x, geometry, kind, omit_nan):
-    """Positions here are flat indices (window positions are derived from them)."""
-    lead = len(geometry[0]) - KERNEL_AXES
-    batch, lengths, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
-    lead_size, tail_size = math.prod(lengths[:lead]), math.prod(lengths[lead:])
-    tail_out, tail_index = _max_canonical(
-        x.reshape(batch * lead_size, *lengths[lead:], channels),
-        trailing_axes(geometry, KERNEL_AXES), kind, omit_nan,
-    )
-    inner = math.prod(geometry[5][lead:]) * channels
-    out, lead_index = _max_canonical(tail_out.reshape(batch, *lengths[:lead], inner),
-                                     leading_axes(geometry, lead), kind, omit_nan)
-    out = out.reshape(batch, *geometry[5], channels)
-    if kind == NO_POSITION:
-        return out, None
-    return out, combine_two_stages(lead_index, tail_index, lead_size, tail_size, out.shape)
 
 
 def max_pool_planned(x: np.ndarray, plan: PoolPlan, kind: int, omit_nan: bool):
@@ -135,7 +119,7 @@ def _prepare(plan: PoolPlan, dtype: np.dtype, contiguous: bool, kind: int, omit_
             or (kind == NO_POSITION and is_large_window(geometry))):
         return lambda x: max_pool_planned(x, plan, kind, omit_nan)
     omit_nan = omit_nan and dtype.kind == "f"
-    reduction = _rows.MAX_OMIT_NAN if omit_nan else _rows.MAX
+    reduction = MAX_OMIT_NAN if omit_nan else MAX
     lowest = max_identity(dtype, omit_nan)
     k, s, d, p, _, _ = as_kernel_args(geometry)
     channels = math.prod(plan.inner_shape)

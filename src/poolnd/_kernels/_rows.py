@@ -53,24 +53,13 @@ from numba.np.numpy_support import as_dtype
 
 from ._cache import cached_kernel
 from ._windows import inside_outputs, per_output, taps_in_input
-
-MAX = 0  # NaN wins, as in PyTorch: ``v > best or isnan(v)``
-MAX_OMIT_NAN = 1  # NaN is skipped unless the whole window is NaN
-SUM = 2
+from .reductions import MAX_OMIT_NAN, SUM, beats
 
 # (C, kw, sw, dw) of the rows that get a loop with literal sizes: one channel (or
 # channels-first data), and 2x2 windows of RGB and RGBA images; each one is a kernel of
 # its own, compiled on first use, so the list is short
 LITERAL_SHAPES = ((1, 2, 2, 1), (1, 3, 2, 1), (1, 4, 4, 1), (3, 2, 2, 1), (4, 2, 2, 1))
 GENERIC = len(LITERAL_SHAPES)
-
-
-@njit(inline="always")
-def beats(v, best, reduction):
-    # v != v is the NaN test (it folds away for integers)
-    if reduction == MAX_OMIT_NAN:
-        return (v > best) | ((best != best) & (v == v))
-    return (v > best) | (v != v)
 
 
 def _store(row, i, value):

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from ._cache import cached_kernel
-from ._rows import MAX, MAX_OMIT_NAN, beats
+from .reductions import MAX, MAX_OMIT_NAN, beats, held_by_last_tap, same
 
 # Taps summed in the input's own float type before the sum moves to float64.
 _BLOCK = 4096
@@ -217,31 +217,24 @@ def _winning_tap(col_best, col_row, c, C, w0, w1, w_bits, reduction):
     """Which tap of the window a row-major walk picks, from the bests of its columns
     ``col_best[w0*C + c : w1*C : C]``: ``row << w_bits | column - w0``.
 
-    The walk's result is the fold of the columns' bests. A number is held by
-    its first tap, the least (row, column) among the columns equal to it; a
-    NaN (PyTorch's rule) by its last, the greatest. Under "omit" an all-NaN
-    window keeps its first tap. The keys make each step a minimum (maximum),
-    not a branch: which column wins is unpredictable.
+    The walk's result is the fold of the columns' bests, and it holds the first
+    or the last (:func:`held_by_last_tap`) of the taps equal to it: the least
+    or greatest key ``(row, column)`` among the columns whose best is the
+    result. The keys make each step a minimum or maximum, not a branch: which
+    column wins is unpredictable.
     """
     best = col_best[w0 * C + c]
     for i_w in range(w0 + 1, w1):
         v = col_best[i_w * C + c]
         best = v if beats(v, best, reduction) else best
-    if best == best:
-        last = np.int64(1) << 62
-        at = last
-        for i_w in range(w0, w1):
-            i = i_w * C + c
-            key = np.int64(col_row[i]) << w_bits | (i_w - w0)
-            at = min(at, key if col_best[i] == best else last)
-        return at
-    at = np.int64(0)
-    if reduction == MAX:
-        for i_w in range(w0, w1):
-            i = i_w * C + c
-            key = np.int64(col_row[i]) << w_bits | (i_w - w0)
-            v = col_best[i]
-            at = max(at, key if v != v else 0)
+    last = held_by_last_tap(best, reduction)
+    none = np.int64(-1) if last else np.int64(1) << 62
+    at = none
+    for i_w in range(w0, w1):
+        i = i_w * C + c
+        key = np.int64(col_row[i]) << w_bits | (i_w - w0)
+        key = key if same(col_best[i], best) else none
+        at = max(at, key) if last else min(at, key)
     return at
 
 

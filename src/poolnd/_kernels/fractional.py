@@ -3,14 +3,14 @@
 Window ``(od, oh, ow)`` of plane ``(b, c)`` starts at
 ``(starts_d[b, c, od], starts_h[b, c, oh], starts_w[b, c, ow])``; the caller
 made the starts (PyTorch's sequence) and checked that every window lies
-inside the input. Ties go to the first maximum in row-major window order and
-a NaN always wins, so the last NaN is chosen: the rules of max pooling.
+inside the input. Which tap wins is the rule of :mod:`.reductions` (first
+maximum in row-major window order; a NaN wins, so the last NaN is chosen).
 """
 
 from numba import njit
 
 from ._cache import cached_kernel
-from ._rows import MAX, beats
+from .reductions import MAX, beats
 
 
 @njit(inline="always")
@@ -35,16 +35,17 @@ def _fold_row_positions(x_row, out_row, pos_row, w_starts, c, kw, first, code, w
     """As :func:`_fold_row`, also keeping where each maximum is.
 
     Tap ``tw`` of window ``ow`` has position ``code + w_code * w_starts[ow] + tw``.
-    The taps compare with a plain ``>`` (a NaN in the running maximum then
-    blocks the rest) while a flag notes any NaN; a row holding one is walked
-    again (rarely), where its last NaN wins. Comparing ``v > best or v != v``
-    in one select would make the compiler branch on every tap.
+    The taps compare with a plain ``>`` while a flag notes any NaN; a window
+    that meets one (rarely) walks its taps again under the whole rule. The
+    rule's compound test in the first walk would make the compiler branch on
+    every tap.
     """
     for ow in range(out_row.shape[0]):
         w0 = w_starts[ow]
         base = code + w_code * w0
-        best = x_row[w0] if first else out_row[ow, c]
-        best_at = base if first else pos_row[ow, c]
+        held = x_row[w0] if first else out_row[ow, c]
+        held_at = base if first else pos_row[ow, c]
+        best, best_at = held, held_at
         nan = False
         for tw in range(kw):
             v = x_row[w0 + tw]
@@ -53,9 +54,10 @@ def _fold_row_positions(x_row, out_row, pos_row, w_starts, c, kw, first, code, w
             best_at = base + tw if greater else best_at
             nan |= v != v
         if nan:
+            best, best_at = held, held_at
             for tw in range(kw):
                 v = x_row[w0 + tw]
-                if v != v:
+                if beats(v, best, MAX):
                     best, best_at = v, base + tw
         out_row[ow, c] = best
         pos_row[ow, c] = best_at

@@ -10,31 +10,15 @@ block's end, and the window ``[j, j + k)`` is ``behind[j]`` folded with
 folds per element whatever ``k`` is.
 
 Values only: which element wins a tie is not tracked. The folds are those of
-the row walk (``_rows``): NaN wins under ``MAX``, is skipped under
-``MAX_OMIT_NAN``; ``SUM`` adds, and the caller divides.
+:mod:`.reductions`: NaN wins under ``MAX``, is skipped under ``MAX_OMIT_NAN``;
+``SUM`` adds, and the caller divides.
 """
 
 import numpy as np
 from numba import njit
 
 from ._cache import cached_kernel
-from ._rows import MAX_OMIT_NAN, SUM
-
-
-@njit(inline="always")
-def _fold(a, b, reduction):
-    """``a`` then ``b``, folded.
-
-    Values only, so a tie may go either way; each select tests one comparison,
-    which the compiler keeps as a select (a compound test becomes a branch, and
-    on unpredictable data a branch mispredicts half the time).
-    """
-    if reduction == SUM:
-        return a + b
-    larger = a if a >= b else b  # b when either is NaN
-    if reduction == MAX_OMIT_NAN:
-        return a if b != b else larger  # NaN only when both are
-    return a if a != a else larger  # NaN when either is
+from .reductions import fold
 
 
 @njit(inline="always")
@@ -59,18 +43,18 @@ def _running_line(line, result, ahead, behind, k, s, pad, identity, reduction):
     place = 0  # j % k, kept by counting: a division per element would cost more than the fold
     for j in range(n):
         v = _value(line, j - pad, identity)
-        ahead[j] = v if place == 0 else _fold(ahead[j - 1], v, reduction)
+        ahead[j] = v if place == 0 else fold(ahead[j - 1], v, reduction)
         place = _next(place, 1, k)
     place = (n - 1) % k
     for j in range(n - 1, -1, -1):
         v = _value(line, j - pad, identity)
         block_end = place == k - 1 or j == n - 1
-        behind[j] = v if block_end else _fold(v, behind[j + 1], reduction)
+        behind[j] = v if block_end else fold(v, behind[j + 1], reduction)
         place = _next(place, k - 1, k)
     place = 0
     for o in range(result.shape[0]):
         j = o * s
-        result[o] = behind[j] if place == 0 else _fold(behind[j], ahead[j + k - 1], reduction)
+        result[o] = behind[j] if place == 0 else fold(behind[j], ahead[j + k - 1], reduction)
         place = _next(place, s, k)
 
 
@@ -83,19 +67,19 @@ def _running_lines(lines, results, ahead, behind, k, s, pad, identity, reduction
         inside, block_start = 0 <= j - pad < lines.shape[0], j % k == 0
         for r in range(R):
             v = lines[j - pad, r] if inside else identity
-            now[r] = v if block_start else _fold(before[r], v, reduction)
+            now[r] = v if block_start else fold(before[r], v, reduction)
     for j in range(n - 1, -1, -1):
         now, after = behind[j], behind[min(j + 1, n - 1)]
         inside, block_end = 0 <= j - pad < lines.shape[0], j % k == k - 1 or j == n - 1
         for r in range(R):
             v = lines[j - pad, r] if inside else identity
-            now[r] = v if block_end else _fold(v, after[r], reduction)
+            now[r] = v if block_end else fold(v, after[r], reduction)
     for o in range(results.shape[0]):
         j = o * s
         first, last, target = behind[j], ahead[j + k - 1], results[o]
         block_start = j % k == 0
         for r in range(R):
-            target[r] = first[r] if block_start else _fold(first[r], last[r], reduction)
+            target[r] = first[r] if block_start else fold(first[r], last[r], reduction)
 
 
 @cached_kernel(nogil=True)
