@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -160,6 +161,17 @@ def test_four_pooled_axes_large_windows_and_channels_last(client, chunks):
                 kwargs = {k: v for k, v in kwargs.items() if k != "count_include_pad"}
             np.testing.assert_array_equal(client.compute(op(dx, **kwargs), sync=True),
                                           op(x, **kwargs))
+
+
+def test_large_stride_one_windows_sum_alike_when_blocks_split_the_channels(client):
+    # a block's inner batch size (here 1 of 2 channels) once picked another way of summing
+    # the last axis than the whole call's, and its sums rounded differently
+    x = np.random.default_rng(1).uniform(0, 25, (3, 2, 3, 1, 2)).astype(np.float32)
+    dx = da.from_array(x, chunks=(3, 2, 3, 1, 1))
+    kwargs = dict(kernel_size=(3, 2, 3), stride=1, axes=(0, 1, 2))
+    for op in (poolnd.avg_pool, partial(poolnd.lp_pool, norm_type=1)):
+        np.testing.assert_array_equal(client.compute(op(dx, **kwargs), sync=True),
+                                      op(x, **kwargs))
 
 
 @st.composite

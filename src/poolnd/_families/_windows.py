@@ -52,9 +52,11 @@ def pool_separably(x, geometry, reduction, identity):
     """Values of ``(B, *L, C)`` pooled one axis at a time (see ``_kernels.running``), in
     the identity's dtype (a sum's accumulator).
 
-    Along a contiguous axis (the last, with ``C == 1``) at stride 1 the row
-    walk's tap-by-tap loop runs instead: it is vectorised there, where the
-    running folds would be scalar.
+    Along the last axis at stride 1 the row walk's tap-by-tap loop runs
+    instead: its taps are contiguous runs of the whole row, where the running
+    folds would be scalar for few channels. It runs whatever ``C``: a sum's
+    rounding must not depend on it, for the Dask backend's blocks may split
+    the inner batch axes that make up ``C``.
     """
     kernel, stride, _, before, _, outs = geometry
     for axis in reversed(range(len(kernel))):
@@ -62,9 +64,9 @@ def pool_separably(x, geometry, reduction, identity):
         inner = math.prod(x.shape[axis + 2:])
         out = np.empty((*x.shape[:axis + 1], outs[axis], *x.shape[axis + 2:]),
                        np.asarray(identity).dtype)
-        if axis == len(kernel) - 1 and x.shape[-1] == 1 and stride[axis] == 1:
-            forward_rows(x.reshape(lines, length, 1), out.reshape(lines, outs[axis], 1), None,
-                          tuple((t[axis],) for t in geometry), reduction, identity,
+        if axis == len(kernel) - 1 and stride[axis] == 1:
+            forward_rows(x.reshape(lines, length, inner), out.reshape(lines, outs[axis], inner),
+                          None, tuple((t[axis],) for t in geometry), reduction, identity,
                           divisors=(np.ones(1), np.ones(1), np.ones(outs[axis])))
         else:
             _parallel.run_in_threads(
