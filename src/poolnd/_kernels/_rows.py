@@ -60,6 +60,9 @@ from .reductions import MAX_OMIT_NAN, SUM, beats
 # its own, compiled on first use, so the list is short
 LITERAL_SHAPES = ((1, 2, 2, 1), (1, 3, 2, 1), (1, 4, 4, 1), (3, 2, 2, 1), (4, 2, 2, 1))
 GENERIC = len(LITERAL_SHAPES)
+# The literal shapes whose 2x2 windows (kd == 1, kh == 2) may go straight into the output
+# when a whole output row of them lies inside the input: see _make_whole_row_loop
+WHOLE_ROWS = (True, False, False, True, True, False)  # indexed by any shape, GENERIC last
 
 
 def _store(row, i, value):
@@ -172,6 +175,82 @@ def _make_literal_loop(with_positions, reduction, shape):
                     codes_in[j * C + c] = best_code
 
     return fold_inside
+
+
+@cache
+def _make_whole_row_loop(with_positions, reduction, shape):
+    """An output row of 2-d windows two rows high, all inside the input, ``(C, kw, sw, dw)``
+    literal, folded straight into the output: each window's taps held in registers, its
+    value and position written once, no scratch row and nothing to finish. On short rows
+    (MNIST's 14 windows) the scratch row's passes cost more than the folds.
+
+    ``x_0``, ``x_1`` are the two input rows and ``code_0``, ``code_1`` their first taps'
+    codes. A position is computed (``code + j*code_ow + code_first``), not loaded from a
+    table, and a sum is multiplied by ``inverse`` (exact: the caller checks that every
+    divisor is a power of two) times ``inverse_of_output[i]``: the compiler vectorises a
+    loop only when it can check, at run time, that the rows it writes overlap none it
+    reads, and it makes at most 8 such checks.
+    """
+    C, kw, sw, dw = LITERAL_SHAPES[shape]
+
+    @njit(inline="always")
+    def fold_row(x_0, x_1, out_row, pos_row, code_0, code_1, code_tap, code_ow, code_first,
+                 identity, inverse, inverse_of_output):
+        for j in range(out_row.shape[0] // C):
+            for c in range(C):  # C and kw are literals: channels and taps unroll
+                best = identity
+                best_code = code_0
+                for th in range(2):
+                    x_th = x_0 if th == 0 else x_1
+                    code = code_0 if th == 0 else code_1
+                    for tw in range(kw):
+                        v = x_th[(j * sw + tw * dw) * C + c]
+                        if reduction == SUM:
+                            best += v
+                        else:
+                            wins = beats(v, best, reduction)
+                            best = v if wins else best
+                            if with_positions:
+                                best_code = code + tw * code_tap if wins else best_code
+                i = j * C + c
+                if reduction == SUM:
+                    _store(out_row, i, best * (inverse * inverse_of_output[i]))
+                else:
+                    out_row[i] = best
+                    if with_positions:
+                        pos_row[i] = best_code + j * code_ow + code_first
+
+    return fold_row
+
+
+def _fold_whole_row(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0,
+                    code_1, code_tap, code_ow, code_first, identity, inverse, inverse_of_output):
+    """Fold an output row of whole inside windows straight into it (see the overload)."""
+
+
+@overload(_fold_whole_row, prefer_literal=True, inline="always")
+def _fold_whole_row_typed(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0,
+                          code_1, code_tap, code_ow, code_first, identity, inverse,
+                          inverse_of_output):
+    """The loop for literal ``shape``, ``with_positions`` and ``reduction``; nothing for a
+    shape without one (its kernels never take that branch)."""
+    choices = (shape, with_positions, reduction)
+    if not all(isinstance(c, types.Literal) for c in choices):
+        return None
+    shape_, positions_, reduction_ = (c.literal_value for c in choices)
+    if not WHOLE_ROWS[shape_]:
+        def nothing(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0, code_1,
+                    code_tap, code_ow, code_first, identity, inverse, inverse_of_output):
+            pass
+        return nothing
+    loop = _make_whole_row_loop(positions_, reduction_, shape_)
+
+    def run(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0, code_1,
+            code_tap, code_ow, code_first, identity, inverse, inverse_of_output):
+        loop(x_0, x_1, out_row, pos_row, code_0, code_1, code_tap, code_ow, code_first, identity,
+             inverse, inverse_of_output)
+
+    return run
 
 
 @njit(inline="always")
@@ -331,12 +410,22 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
     for i in range(code_of_output.size):
         code_of_output[i] = i // C * code_ow + code_0
     b, od, oh = job_lo // (OD * OH), job_lo // OH % OD, job_lo % OH
+    # rows of 2-d windows two high whose windows all lie inside on W may skip the scratch row
+    whole_rows = WHOLE_ROWS[shape] and kd == 1 and kh == 2 and ow_lo == 0 and ow_hi == OW
     for _ in range(job_lo, job_hi):
         d0, td_lo, td_hi = taps_in_input(od, D, kd, sd, dd, pd)
         h0, th_lo, th_hi = taps_in_input(oh, H, kh, sh, dh, ph)
         out_row, pos_row = out[b, od, oh], position[b, od, oh]
-        acc = _accumulator(out_row, sums, reduction)
         scale = divisors[0][od] * divisors[1][oh]
+        if whole_rows and th_lo == 0 and th_hi == 2 and (
+                reduction != SUM or (powers_of_two_on_w and is_power_of_two(scale))):
+            _fold_whole_row(shape, with_positions, reduction, x[b, d0, h0], x[b, d0, h0 + dh],
+                            out_row, pos_row, _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
+                            _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw), code_tap,
+                            code_ow, code_0, identity, 1.0 / scale, inverse_of_output)
+            oh, od, b = _next_row(oh, od, b, OH, OD)
+            continue
+        acc = _accumulator(out_row, sums, reduction)
         acc[:] = identity
         if with_positions:  # each window's first tap inside the input
             codes[:] = _row_code(flat_index, d0 + td_lo * dd, h0 + th_lo * dh, H, W, td_lo,
@@ -369,11 +458,18 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
         elif reduction == SUM:
             for i in range(OW * C):
                 _store(out_row, i, acc[i] / (scale * divisor_of_output[i]))
-        oh += 1  # the next job's row, without a division
-        if oh == OH:
-            oh, od = 0, od + 1
-            if od == OD:
-                od, b = 0, b + 1
+        oh, od, b = _next_row(oh, od, b, OH, OD)
+
+
+@njit(inline="always")
+def _next_row(oh, od, b, OH, OD):
+    """The output row after ``(b, od, oh)``, without a division."""
+    oh += 1
+    if oh == OH:
+        oh, od = 0, od + 1
+        if od == OD:
+            od, b = 0, b + 1
+    return oh, od, b
 
 
 @njit(inline="always")
