@@ -97,9 +97,8 @@ def _fractional_canonical(x: np.ndarray, starts, kernel, kind: int):
     maximum over the leading axes of the first maxima over the rest (NaN
     rules alike). Positions are then flat indices.
     """
+    batch, channels = x.shape[0], x.shape[-1]
     if len(kernel) > KERNEL_AXES:
-        batch, channels = x.shape[0], x.shape[-1]
-
         def stage(part, axes):
             # trailing: plane (b, l) of leading position l uses plane b's starts;
             # leading: channel t*C + c (trailing output t) uses channel c's starts
@@ -110,7 +109,6 @@ def _fractional_canonical(x: np.ndarray, starts, kernel, kind: int):
                                for s in starts[axes]]
             return _fractional_canonical(part, part_starts, kernel[axes], kind)
         return in_two_stages(x, stage)
-    batch, channels = x.shape[0], x.shape[-1]
     outs = tuple(s.shape[2] for s in starts)
     out = np.empty((batch, *outs, channels), x.dtype)
     positions = None

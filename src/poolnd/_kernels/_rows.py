@@ -60,9 +60,10 @@ from .reductions import MAX_OMIT_NAN, SUM, beats
 # its own, compiled on first use, so the list is short
 LITERAL_SHAPES = ((1, 2, 2, 1), (1, 3, 2, 1), (1, 4, 4, 1), (3, 2, 2, 1), (4, 2, 2, 1))
 GENERIC = len(LITERAL_SHAPES)
-# The literal shapes whose 2x2 windows (kd == 1, kh == 2) may go straight into the output
-# when a whole output row of them lies inside the input: see _make_whole_row_loop
-WHOLE_ROWS = (True, False, False, True, True, False)  # indexed by any shape, GENERIC last
+# Whether a shape's windows, two rows high (kd == 1, kh == 2), may go straight into the
+# output when a whole output row of them lies inside the input: the 2x2 windows (see
+# _make_whole_row_loop). Indexed by any shape, GENERIC (never) last.
+WHOLE_ROWS = (*(kw == 2 for _, kw, _, _ in LITERAL_SHAPES), False)
 
 
 def _store(row, i, value):
@@ -223,6 +224,14 @@ def _make_whole_row_loop(with_positions, reduction, shape):
     return fold_row
 
 
+def _literal_values(*arguments):
+    """The values of an overload's literal arguments, or None while any is not yet literal
+    (numba then types the call again with literals)."""
+    if not all(isinstance(a, types.Literal) for a in arguments):
+        return None
+    return tuple(a.literal_value for a in arguments)
+
+
 def _fold_whole_row(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0,
                     code_1, code_tap, code_ow, code_first, identity, inverse, inverse_of_output):
     """Fold an output row of whole inside windows straight into it (see the overload)."""
@@ -234,10 +243,10 @@ def _fold_whole_row_typed(shape, with_positions, reduction, x_0, x_1, out_row, p
                           inverse_of_output):
     """The loop for literal ``shape``, ``with_positions`` and ``reduction``; nothing for a
     shape without one (its kernels never take that branch)."""
-    choices = (shape, with_positions, reduction)
-    if not all(isinstance(c, types.Literal) for c in choices):
+    choices = _literal_values(shape, with_positions, reduction)
+    if choices is None:
         return None
-    shape_, positions_, reduction_ = (c.literal_value for c in choices)
+    shape_, positions_, reduction_ = choices
     if not WHOLE_ROWS[shape_]:
         def nothing(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0, code_1,
                     code_tap, code_ow, code_first, identity, inverse, inverse_of_output):
@@ -319,10 +328,10 @@ def _fold_inside(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_
 def _fold_inside_typed(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw, C,
                        kw, sw, dw, code, code_tap):
     """The loop for literal ``shape``, ``with_positions`` and ``reduction``."""
-    choices = (shape, with_positions, reduction)
-    if not all(isinstance(c, types.Literal) for c in choices):
+    choices = _literal_values(shape, with_positions, reduction)
+    if choices is None:
         return None
-    shape_, positions_, reduction_ = (c.literal_value for c in choices)
+    shape_, positions_, reduction_ = choices
     if shape_ == GENERIC:
         def run(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw,
                 dw, code, code_tap):
