@@ -1,5 +1,7 @@
 """Compile waits said aloud: the line the commands print when numba compiles, and
-``poolnd compile``, which fills numba's disk cache ahead of first use."""
+``poolnd compile``, which fills numba's disk cache ahead of first use; and fewer
+kernels to compile (read-only inputs share the writable ones' kernels, rare dtypes
+take the loop without literal sizes, which gives the same bits)."""
 
 import io
 import os
@@ -7,9 +9,14 @@ import subprocess
 import sys
 
 import numba
+import numpy as np
 import pytest
 
+import poolnd
 from poolnd import cli, compiling, demo, files
+from poolnd._families import _prepared
+from poolnd._kernels import _rows
+from poolnd._kernels.reductions import MAX, SUM
 
 NOTICE = "compiling kernels (first use only; `poolnd compile` does it ahead) ...\n"
 
@@ -77,3 +84,40 @@ def test_poolnd_compile_mistakes_are_one_line(argv, message, capsys):
     assert cli.main(["compile", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("poolnd compile: error: ") and message in err and err.count("\n") == 1
+
+
+def test_read_only_and_writable_inputs_share_one_kernel():
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 8))
+    read_only = x.copy()
+    read_only.flags.writeable = False
+    for given in (x, read_only, x[..., ::2]):
+        np.testing.assert_array_equal(poolnd.max_pool2d(given, 2),
+                                      poolnd.max_pool2d(given.copy(), 2))
+    kernel = _rows.forward_kernel(MAX, False, _rows.literal_shape(1, 2, 2, 1, MAX, x.dtype))
+    assert kernel.signatures
+    # every compiled signature reads its input as read-only, so none is compiled twice
+    assert not any(signature[0].mutable for signature in kernel.signatures)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_the_loops_with_and_without_literal_sizes_give_the_same_bits(dtype, monkeypatch):
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 4, (2, 3, 9, 12)).astype(dtype)  # ties in most windows
+    if dtype == "float32":
+        x[0, 1, 2:5, 3] = np.nan
+        x[1] += rng.standard_normal((3, 9, 12)).astype(dtype) * 1e-3
+
+    def every_path():
+        return [*poolnd.max_pool2d(x, 2, return_indices=True), poolnd.avg_pool2d(x, 2),
+                poolnd.avg_pool2d(x, 2, padding=1), poolnd.avg_pool2d(x, (3, 2), stride=2),
+                *poolnd.max_pool2d(x, 4, return_indices=True),
+                *poolnd.max_pool(np.moveaxis(x, 1, -1), 2, axes=(1, 2), return_indices=True)]
+
+    literal = every_path()
+    assert _rows.literal_shape(1, 2, 2, 1, SUM, x.dtype) != _rows.GENERIC
+    monkeypatch.setattr(_rows, "LITERAL_DTYPES", frozenset())
+    monkeypatch.setattr(_prepared, "_prepared", {})  # choose the loops again
+    assert _rows.literal_shape(1, 2, 2, 1, SUM, x.dtype) == _rows.GENERIC
+    for want, got in zip(literal, every_path(), strict=True):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))

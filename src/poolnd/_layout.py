@@ -137,6 +137,10 @@ def as_kernel_array(arr: np.ndarray) -> np.ndarray:
 
 def run_rows(kernel, x_rows, out_rows, *args):
     """Run a forward kernel, one job per output row, over the threads."""
+    # read-only, as numba types it: one compiled kernel serves writable and read-only
+    # inputs (MyGrad's tensors, memory maps) alike, not one each
+    x_rows = x_rows.view()
+    x_rows.flags.writeable = False
     n_rows = out_rows.shape[0] * out_rows.shape[1] * out_rows.shape[2]
     _parallel.run_in_threads(kernel, n_rows, x_rows.size + out_rows.size, x_rows, out_rows, *args)
 

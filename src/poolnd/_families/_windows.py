@@ -40,7 +40,7 @@ def forward_rows(x, out, positions, geometry, reduction, identity, flat_index=Fa
     """The row walk of ``_kernels._rows`` over canonical ``x`` with up to three pooled axes."""
     k, s, d, p, _, _ = as_kernel_args(geometry)
     channels = x.shape[-1]
-    shape = _rows.literal_shape(channels, k[2], s[2], d[2], reduction)
+    shape = _rows.literal_shape(channels, k[2], s[2], d[2], reduction, x.dtype)
     kernel = _rows.forward_kernel(reduction, positions is not None, shape)
     rows_out = as_row_array(out)
     rows_pos = rows_out if positions is None else as_row_array(positions)

@@ -124,7 +124,8 @@ def _prepare(plan: PoolPlan, dtype: np.dtype, contiguous: bool, kind: int, omit_
     k, s, d, p, _, _ = as_kernel_args(geometry)
     channels = math.prod(plan.inner_shape)
     kernel = forward_kernel(reduction, kind != NO_POSITION,
-                            _rows.literal_shape(channels, k[2], s[2], d[2], reduction))
+                            _rows.literal_shape(channels, k[2], s[2], d[2], reduction,
+                                                dtype))
     rows = row_shape(math.prod(plan.outer_shape), plan.lengths, channels)
     out_rows = row_shape(rows[0], plan.out_lengths, channels)
     positions = position_dtype(kind, plan.window_size)

@@ -35,8 +35,16 @@ Three inner loops, picked per call so that the compiler vectorises each:
 Each input row is still merged into the output row in a pass of its own: a
 pass that merges a single tap becomes masked stores (see ``_fold_taps``).
 The loops index views that start where they start: an index offset by a
-variable stops the compiler from vectorising. Every helper is inlined into
-the kernel: a call that passes arrays would count references on each row.
+variable stops the compiler from vectorising.
+
+Two ways of inlining, chosen per helper. ``inline="always"`` copies the
+helper's code into the caller's before typing: for the kernel's body and
+the helpers its loops call with array views or literal flags (a call would
+count references on each view, and the flags' dead branches are pruned only
+in the caller). It costs compile time at every call site, so the rest
+(helpers of scalars, and a loop called once per input row) are
+``forceinline``: typed once, and inlined by LLVM, which makes the same
+code. That halved the compile time of a kernel.
 
 :func:`forward_kernel` makes one kernel per reduction, with or without
 positions, and per literal shape, compiled on first use. Kernels take a
@@ -262,7 +270,7 @@ def _fold_whole_row_typed(shape, with_positions, reduction, x_0, x_1, out_row, p
     return run
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def _fold_inside_generic(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
                          with_positions, reduction):
     # at stride 1 the inside windows' taps form one contiguous run per tap; otherwise
@@ -347,13 +355,21 @@ def _fold_inside_typed(shape, with_positions, reduction, x_row, acc, codes, ow_l
     return run
 
 
-def literal_shape(C, kw, sw, dw, reduction):
-    """Which loop with literal sizes a kernel should run (``GENERIC``: none).
+# The dtypes networks and images hold (float16 is pooled as float32, bools as uint8).
+LITERAL_DTYPES = frozenset(map(np.dtype, ("float32", "float64", "uint8", "uint16", "int16")))
 
-    Not under ``MAX_OMIT_NAN``, which is rare: each literal shape is one
-    more kernel to compile, for each dtype.
+
+def literal_shape(C, kw, sw, dw, reduction, dtype):
+    """Which loop with literal sizes a kernel reading ``dtype`` should run (``GENERIC``:
+    none).
+
+    Each literal shape is one more kernel to compile, for each dtype: so not
+    under ``MAX_OMIT_NAN``, and not for the dtypes outside ``LITERAL_DTYPES``,
+    which are rare. Either loop gives the same bits: sums add the taps in the
+    same order.
     """
-    if (C, kw, sw, dw) in LITERAL_SHAPES and reduction != MAX_OMIT_NAN:
+    if ((C, kw, sw, dw) in LITERAL_SHAPES and reduction != MAX_OMIT_NAN
+            and dtype in LITERAL_DTYPES):
         return LITERAL_SHAPES.index((C, kw, sw, dw))
     return GENERIC
 
@@ -425,7 +441,8 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
         d0, td_lo, td_hi = taps_in_input(od, D, kd, sd, dd, pd)
         h0, th_lo, th_hi = taps_in_input(oh, H, kh, sh, dh, ph)
         out_row, pos_row = out[b, od, oh], position[b, od, oh]
-        scale = divisors[0][od] * divisors[1][oh]
+        # a maximum's divisors are a placeholder of one element: read them for sums only
+        scale = divisors[0][od] * divisors[1][oh] if reduction == SUM else 1.0
         if whole_rows and th_lo == 0 and th_hi == 2 and (
                 reduction != SUM or (powers_of_two_on_w and is_power_of_two(scale))):
             _fold_whole_row(shape, with_positions, reduction, x[b, d0, h0], x[b, d0, h0 + dh],
@@ -470,7 +487,7 @@ def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pa
         oh, od, b = _next_row(oh, od, b, OH, OD)
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def _next_row(oh, od, b, OH, OD):
     """The output row after ``(b, od, oh)``, without a division."""
     oh += 1
@@ -481,13 +498,13 @@ def _next_row(oh, od, b, OH, OD):
     return oh, od, b
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def is_power_of_two(v):
     """Whether float ``v > 0`` is a power of two, so that ``1 / v`` is exact."""
     return math.frexp(v)[0] == 0.5
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def _row_code(flat_index, i_d, i_h, H, W, td, th, kh, kw):
     """Code of tap 0 in input row ``(i_d, i_h)``, tap row ``(td, th)`` of the window."""
     if flat_index:

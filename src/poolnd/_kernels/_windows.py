@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def taps_in_input(o, length, k, s, d, pad):
     """Window ``o``'s first position and the taps ``lo..hi-1`` that land in the input."""
     start = o * s - pad
@@ -21,7 +21,7 @@ def taps_in_input(o, length, k, s, d, pad):
     return start, lo, hi
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def inside_outputs(length, k, s, d, pad, n_out):
     """The outputs ``lo..hi-1`` whose windows lie wholly inside ``[0, length)``."""
     lo = min((pad + s - 1) // s, n_out)
@@ -33,7 +33,7 @@ def inside_outputs(length, k, s, d, pad, n_out):
 # Rows merge W and C: output i of a row is window i // C, channel i % C.
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def per_output(per_window, n, C):
     """``per_window[i // C]`` for each output ``i < n`` of a row."""
     values = np.empty(n, per_window.dtype)
@@ -42,7 +42,7 @@ def per_output(per_window, n, C):
     return values
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def window_starts(n, C, stride):
     """For each output ``i < n`` of a row, its window's first input, from window 0's."""
     starts = np.empty(n, np.int64)

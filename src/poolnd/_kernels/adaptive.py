@@ -21,7 +21,7 @@ from .reductions import MAX, MAX_OMIT_NAN, beats, held_by_last_tap, same
 _BLOCK = 4096
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def _job_row(job, OD, OH):
     """Output row ``(b, od, oh)`` of job number ``job``."""
     b, rest = divmod(job, OD * OH)

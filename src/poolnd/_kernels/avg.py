@@ -12,7 +12,7 @@ from ._cache import cached_kernel
 from ._windows import per_output
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def _covering(length, k, s, d, pad, n_out):
     """For each position ``x < length`` on one axis: the outputs whose windows hold it,
     ascending, in ``found[x, :count[x]]``. Made once per call: no division per row."""
@@ -27,7 +27,7 @@ def _covering(length, k, s, d, pad, n_out):
     return found, count
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def _tap_runs(W, OW, C, kw, sw, dw, pw):
     """Per tap along ``W``: the residue of its positions modulo ``sw``, and the run of
     shares ``[lo, lo+n)`` it adds to that residue's phase row from ``at``."""
@@ -130,7 +130,7 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
                             row[i] += more[i]
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def _tiles_backward(grad_out, grad_in, C, kernel, divisors, b_lo, b_hi):
     """:func:`avg_pool_backward` where the windows tile the input (stride = kernel, no
     padding or dilation, none past the end of a row): each element is in one window at

@@ -22,7 +22,7 @@ def how(q) -> int:
     return {1.0: ONE, 2.0: SQUARE, 3.0: CUBE, 0.5: SQRT}.get(float(q), GENERAL)
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def _power(v, q, shortcut):
     if shortcut == ONE:
         return v

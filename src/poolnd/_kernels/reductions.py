@@ -21,7 +21,7 @@ MAX_OMIT_NAN = 1
 SUM = 2
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def beats(v, best, reduction):
     """Whether tap value ``v``, met after ``best``, takes its place.
 
@@ -32,7 +32,7 @@ def beats(v, best, reduction):
     return (v > best) | (v != v)
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def fold(a, b, reduction):
     """Partial result ``a``, then ``b``, folded: values only, so a tie may go either way.
 
@@ -48,13 +48,13 @@ def fold(a, b, reduction):
     return a if a != a else larger  # NaN when either is
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def same(v, best):
     """Whether tap value ``v`` equals the result ``best`` (any NaN equals a NaN)."""
     return (v == best) | ((v != v) & (best != best))
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def held_by_last_tap(best, reduction):
     """Whether, of the taps whose value is ``same`` as the result ``best``, a walk by
     :func:`beats` holds the last (a NaN under ``MAX``) rather than the first."""
