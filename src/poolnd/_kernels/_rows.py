@@ -389,102 +389,93 @@ def forward_kernel(reduction, with_positions, shape):
     @cached_kernel(nogil=True, error_model="numpy")
     def forward(x, out, position, C, flat_index, kernel, stride, dilation, pad, identity,
                 divisors, job_lo, job_hi):
-        if literal:
-            C, row = C_, (kw_, sw_, dw_)
+        """Reduce the windows of output rows ``job_lo..job_hi-1`` of ``x`` into ``out``.
+
+        Job ``j`` is output row ``(b, od, oh)`` in row-major order. ``position``
+        (shaped as ``out``) receives, when ``with_positions``, the flat index of
+        each maximum within ``D, H, W`` (``flat_index``) or its row-major tap
+        number inside the window. ``identity`` starts every output. Sums are
+        divided by ``divisors[0][od] * divisors[1][oh] * divisors[2][ow]``.
+        """
+        kd, kh, _ = kernel
+        sd, sh, _ = stride
+        dd, dh, _ = dilation
+        pd, ph, pw = pad
+        if literal:  # the row's sizes are constants
+            C, kw, sw, dw = C_, kw_, sw_, dw_
         else:
-            row = (kernel[2], stride[2], dilation[2])
-        pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pad, identity,
-                  divisors, job_lo, job_hi, shape, with_positions, reduction)
+            kw, sw, dw = kernel[2], stride[2], dilation[2]
+        D, H, W = x.shape[1], x.shape[2], x.shape[3] // C
+        OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
+        ow_lo, ow_hi = inside_outputs(W, kw, sw, dw, pw, OW)
+        codes = np.empty(OW * C if with_positions else 0, np.int64)
+        sums = np.full(OW * C if reduction == SUM else 0, identity)
+        # a tap's code: flat index less ``ow*sw - pw``, or tap number; see _row_code
+        code_tap, code_ow, code_0 = (dw, sw, -pw) if flat_index else (1, 0, 0)
+        # per output of a row: what its code lacks, and its divisor's factor on W
+        code_of_output = np.empty(OW * C if with_positions else 0, np.int64)
+        divisor_of_output = per_output(divisors[2], OW * C if reduction == SUM else 0, C)
+        # a division costs several times a merge: where every divisor of a row is a power of
+        # two (2x2 windows, no padding), multiplying by its inverse gives the same bits
+        inverse_of_output = 1.0 / divisor_of_output
+        powers_of_two_on_w = True
+        for v in divisor_of_output:
+            powers_of_two_on_w &= is_power_of_two(v)
+        for i in range(code_of_output.size):
+            code_of_output[i] = i // C * code_ow + code_0
+        b, od, oh = job_lo // (OD * OH), job_lo // OH % OD, job_lo % OH
+        # rows of 2-d windows two high whose windows all lie inside on W may skip the scratch row
+        whole_rows = WHOLE_ROWS[shape] and kd == 1 and kh == 2 and ow_lo == 0 and ow_hi == OW
+        for _ in range(job_lo, job_hi):
+            d0, td_lo, td_hi = taps_in_input(od, D, kd, sd, dd, pd)
+            h0, th_lo, th_hi = taps_in_input(oh, H, kh, sh, dh, ph)
+            out_row, pos_row = out[b, od, oh], position[b, od, oh]
+            # a maximum's divisors are a placeholder of one element: read them for sums only
+            scale = divisors[0][od] * divisors[1][oh] if reduction == SUM else 1.0
+            if whole_rows and th_lo == 0 and th_hi == 2 and (
+                    reduction != SUM or (powers_of_two_on_w and is_power_of_two(scale))):
+                _fold_whole_row(shape, with_positions, reduction, x[b, d0, h0], x[b, d0, h0 + dh],
+                                out_row, pos_row, _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
+                                _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw), code_tap,
+                                code_ow, code_0, identity, 1.0 / scale, inverse_of_output)
+                oh, od, b = _next_row(oh, od, b, OH, OD)
+                continue
+            acc = _accumulator(out_row, sums, reduction)
+            acc[:] = identity
+            if with_positions:  # each window's first tap inside the input
+                codes[:] = _row_code(flat_index, d0 + td_lo * dd, h0 + th_lo * dh, H, W, td_lo,
+                                     th_lo, kh, kw)
+                for e in range(ow_lo + OW - ow_hi):
+                    ow = e if e < ow_lo else ow_hi + e - ow_lo
+                    tw_lo = taps_in_input(ow, W, kw, sw, dw, pw)[1]
+                    for c in range(C):
+                        codes[ow * C + c] += tw_lo * code_tap
+            for td in range(td_lo, td_hi):
+                for th in range(th_lo, th_hi):
+                    i_d, i_h = d0 + td * dd, h0 + th * dh
+                    code = _row_code(flat_index, i_d, i_h, H, W, td, th, kh, kw)
+                    x_row = x[b, i_d, i_h]
+                    _fold_inside(shape, with_positions, reduction, x_row, acc, codes, ow_lo,
+                                 ow_hi, pw, C, kw, sw, dw, code, code_tap)
+                    for e in range(ow_lo + OW - ow_hi):
+                        ow = e if e < ow_lo else ow_hi + e - ow_lo  # the left edge, then the right
+                        start, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
+                        _fold_window(x_row, acc, codes, ow, tw_lo, tw_hi, start, C, dw, code,
+                                     code_tap, with_positions, reduction)
+            # loops over the whole row, not array expressions (those would allocate)
+            if with_positions:
+                for i in range(OW * C):
+                    pos_row[i] = codes[i] + code_of_output[i]
+            if reduction == SUM and powers_of_two_on_w and is_power_of_two(scale):
+                inverse = 1.0 / scale
+                for i in range(OW * C):
+                    _store(out_row, i, acc[i] * (inverse * inverse_of_output[i]))
+            elif reduction == SUM:
+                for i in range(OW * C):
+                    _store(out_row, i, acc[i] / (scale * divisor_of_output[i]))
+            oh, od, b = _next_row(oh, od, b, OH, OD)
 
     return forward
-
-
-@njit(inline="always")
-def pool_rows(x, out, position, C, row, flat_index, kernel, stride, dilation, pad, identity,
-              divisors, job_lo, job_hi, shape, with_positions, reduction):
-    """Reduce the windows of output rows ``job_lo..job_hi-1`` of ``x`` into ``out``.
-
-    Job ``j`` is output row ``(b, od, oh)`` in row-major order. ``position``
-    (shaped as ``out``) receives, when ``with_positions``, the flat index of
-    each maximum within ``D, H, W`` (``flat_index``) or its row-major tap
-    number inside the window. ``identity`` starts every output. Sums are
-    divided by ``divisors[0][od] * divisors[1][oh] * divisors[2][ow]``.
-    ``row`` is ``(kw, sw, dw)``, constants for a literal ``shape``.
-    """
-    kd, kh, _ = kernel
-    sd, sh, _ = stride
-    dd, dh, _ = dilation
-    pd, ph, pw = pad
-    kw, sw, dw = row
-    D, H, W = x.shape[1], x.shape[2], x.shape[3] // C
-    OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
-    ow_lo, ow_hi = inside_outputs(W, kw, sw, dw, pw, OW)
-    codes = np.empty(OW * C if with_positions else 0, np.int64)
-    sums = np.full(OW * C if reduction == SUM else 0, identity)
-    # a tap's code: flat index less ``ow*sw - pw``, or tap number; see _row_code
-    code_tap, code_ow, code_0 = (dw, sw, -pw) if flat_index else (1, 0, 0)
-    # per output of a row: what its code lacks, and its divisor's factor on W
-    code_of_output = np.empty(OW * C if with_positions else 0, np.int64)
-    divisor_of_output = per_output(divisors[2], OW * C if reduction == SUM else 0, C)
-    # a division costs several times a merge: where every divisor of a row is a power of
-    # two (2x2 windows, no padding), multiplying by its inverse gives the same bits
-    inverse_of_output = 1.0 / divisor_of_output
-    powers_of_two_on_w = True
-    for v in divisor_of_output:
-        powers_of_two_on_w &= is_power_of_two(v)
-    for i in range(code_of_output.size):
-        code_of_output[i] = i // C * code_ow + code_0
-    b, od, oh = job_lo // (OD * OH), job_lo // OH % OD, job_lo % OH
-    # rows of 2-d windows two high whose windows all lie inside on W may skip the scratch row
-    whole_rows = WHOLE_ROWS[shape] and kd == 1 and kh == 2 and ow_lo == 0 and ow_hi == OW
-    for _ in range(job_lo, job_hi):
-        d0, td_lo, td_hi = taps_in_input(od, D, kd, sd, dd, pd)
-        h0, th_lo, th_hi = taps_in_input(oh, H, kh, sh, dh, ph)
-        out_row, pos_row = out[b, od, oh], position[b, od, oh]
-        # a maximum's divisors are a placeholder of one element: read them for sums only
-        scale = divisors[0][od] * divisors[1][oh] if reduction == SUM else 1.0
-        if whole_rows and th_lo == 0 and th_hi == 2 and (
-                reduction != SUM or (powers_of_two_on_w and is_power_of_two(scale))):
-            _fold_whole_row(shape, with_positions, reduction, x[b, d0, h0], x[b, d0, h0 + dh],
-                            out_row, pos_row, _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
-                            _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw), code_tap,
-                            code_ow, code_0, identity, 1.0 / scale, inverse_of_output)
-            oh, od, b = _next_row(oh, od, b, OH, OD)
-            continue
-        acc = _accumulator(out_row, sums, reduction)
-        acc[:] = identity
-        if with_positions:  # each window's first tap inside the input
-            codes[:] = _row_code(flat_index, d0 + td_lo * dd, h0 + th_lo * dh, H, W, td_lo,
-                                 th_lo, kh, kw)
-            for e in range(ow_lo + OW - ow_hi):
-                ow = e if e < ow_lo else ow_hi + e - ow_lo
-                tw_lo = taps_in_input(ow, W, kw, sw, dw, pw)[1]
-                for c in range(C):
-                    codes[ow * C + c] += tw_lo * code_tap
-        for td in range(td_lo, td_hi):
-            for th in range(th_lo, th_hi):
-                i_d, i_h = d0 + td * dd, h0 + th * dh
-                code = _row_code(flat_index, i_d, i_h, H, W, td, th, kh, kw)
-                x_row = x[b, i_d, i_h]
-                _fold_inside(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw,
-                             C, kw, sw, dw, code, code_tap)
-                for e in range(ow_lo + OW - ow_hi):
-                    ow = e if e < ow_lo else ow_hi + e - ow_lo  # the left edge, then the right
-                    start, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
-                    _fold_window(x_row, acc, codes, ow, tw_lo, tw_hi, start, C, dw, code,
-                                 code_tap, with_positions, reduction)
-        # loops over the whole row, not array expressions (those would allocate)
-        if with_positions:
-            for i in range(OW * C):
-                pos_row[i] = codes[i] + code_of_output[i]
-        if reduction == SUM and powers_of_two_on_w and is_power_of_two(scale):
-            inverse = 1.0 / scale
-            for i in range(OW * C):
-                _store(out_row, i, acc[i] * (inverse * inverse_of_output[i]))
-        elif reduction == SUM:
-            for i in range(OW * C):
-                _store(out_row, i, acc[i] / (scale * divisor_of_output[i]))
-        oh, od, b = _next_row(oh, od, b, OH, OD)
 
 
 @njit(forceinline=True)
