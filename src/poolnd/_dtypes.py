@@ -33,7 +33,7 @@ def as_array(x, name: str) -> np.ndarray:
 
 def as_real_array(x, name: str) -> np.ndarray:
     """``np.asarray(x)``, refusing what has no order (complex, object, text, dates)."""
-    arr = as_array(x, name)
+    arr = x if type(x) is np.ndarray else as_array(x, name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers or bools, got dtype {arr.dtype}")
     return arr
