@@ -160,3 +160,24 @@ def test_a_layers_repeated_forward_is_prepared_once(layer_class, monkeypatch):
     for _ in range(3):
         np.testing.assert_array_equal(layer(x), first)
     assert made == [], "the layer's forward was planned again"
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_max_layers_backward_is_right_for_gradients_in_every_layout_and_dtype(channels_last):
+    # the backward is prepared once per gradient layout: each layout and dtype must miss
+    layer = nn.MaxPool2d(2, channels_last=channels_last)
+    x = _values(8)
+    want, idx = ref_max_pool(x, (2, 2))
+    x_in = np.moveaxis(x, 1, -1) if channels_last else x
+    for dtype in (np.float64, np.float32, np.float16, np.int64):
+        grad = (np.arange(want.size).reshape(want.shape) % 7).astype(dtype)
+        expected = ref_max_pool_backward(grad.astype(np.float64), idx, x.shape, (2, 2), 2, 0)
+        for name, arr in _layouts(np.moveaxis(grad, 1, -1) if channels_last else grad):
+            layer(x_in)
+            got = layer.backward(arr)
+            assert got.dtype == (np.float64 if dtype == np.int64 else dtype), name
+            got = np.moveaxis(got, -1, 1) if channels_last else got
+            np.testing.assert_array_equal(got.astype(np.float64), expected, err_msg=name)
+    layer(x_in)
+    with pytest.raises(ValueError, match="grad_output has shape"):
+        layer.backward(np.ones((2, 3, 4, 5)))

@@ -169,8 +169,42 @@ def max_pool_with_window_positions(x: np.ndarray, plan: PoolPlan, omit_nan: bool
     return out, flat_to_window(flat, plan)
 
 
-def max_backward_from_window(grad: np.ndarray, positions: np.ndarray, plan: PoolPlan):
-    """Gradient for a max layer from its stored window positions."""
+def max_backward_from_window(grad, positions: np.ndarray, plan: PoolPlan):
+    """Gradient for a max layer from its stored window positions, prepared once per
+    layout of the gradient and positions (a training loop's every backward is alike)."""
+    if type(grad) is not np.ndarray:
+        return _backward_from_window(grad, positions, plan)
+    # a plan holds plain values, so its equality is exact: it may be part of the key
+    call_key = ("max_backward_from_window", plan, grad.shape, grad.strides, grad.dtype,
+                positions.shape, positions.strides, positions.dtype)
+    return prepared(call_key, lambda: _prepare_backward(grad, positions, plan))(grad, positions)
+
+
+def _prepare_backward(grad, positions: np.ndarray, plan: PoolPlan):
+    """``(grad, positions) -> gradient`` for one plan and layout: arrays in place go
+    straight to the kernel, the rest the general way."""
+    grad = check_grad(grad, plan)  # refuses a wrong shape before anything is kept
+    compute = gradient_dtypes(grad.dtype)[1]  # the result's dtype too, where in place
+    in_order = plan.perm == tuple(range(len(plan.in_shape)))
+    if not (plan.ndim <= KERNEL_AXES and in_order and grad.dtype == compute
+            and grad.flags.c_contiguous and positions.flags.c_contiguous):
+        return lambda grad, positions: _backward_from_window(grad, positions, plan)
+    k, s, d, p, _, _ = as_kernel_args(window_geometry(plan))
+    channels = math.prod(plan.inner_shape)
+    in_rows = row_shape(math.prod(plan.outer_shape), plan.lengths, channels)
+    out_rows = row_shape(in_rows[0], plan.out_lengths, channels)
+
+    def call(grad, positions):
+        grad_in = np.empty(plan.in_shape, compute)
+        grad_rows, in_rows_view = grad.reshape(out_rows), grad_in.reshape(in_rows)
+        run_planes(_max_kernels.max_pool_backward_window, grad_rows, in_rows_view, grad_rows,
+                   positions.reshape(out_rows), in_rows_view, channels, k, s, d, p)
+        return grad_in
+
+    return call
+
+
+def _backward_from_window(grad: np.ndarray, positions: np.ndarray, plan: PoolPlan):
     grad = check_grad(grad, plan)
     if plan.ndim > KERNEL_AXES:
         return scatter_flat(grad, window_to_flat(positions, plan), plan)
