@@ -181,3 +181,19 @@ def test_a_max_layers_backward_is_right_for_gradients_in_every_layout_and_dtype(
     layer(x_in)
     with pytest.raises(ValueError, match="grad_output has shape"):
         layer.backward(np.ones((2, 3, 4, 5)))
+
+
+def test_an_averages_divisors_are_kept_per_geometry_and_cannot_be_written():
+    from poolnd._families.avg import divisors
+
+    x = _values(9)
+    want = poolnd.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+    kept = divisors(x.shape[2:], ((3, 3), (2, 2), (1, 1), (1, 1), (1, 1), want.shape[2:]),
+                    False, 0)
+    assert kept is divisors(x.shape[2:], ((3, 3), (2, 2), (1, 1), (1, 1), (1, 1),
+                                          want.shape[2:]), False, 0)
+    for factor in kept:  # shared by every later call: no caller may change them
+        with pytest.raises(ValueError, match="read-only"):
+            factor[0] = 1.0
+    np.testing.assert_array_equal(kept[1], [2.0, 3.0, 3.0, 3.0])  # edge windows hold fewer
+    assert_same(poolnd.avg_pool2d(x, 3, 2, 1, count_include_pad=False), want)

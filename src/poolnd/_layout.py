@@ -135,12 +135,18 @@ def as_kernel_array(arr: np.ndarray) -> np.ndarray:
     return arr.reshape(arr.shape[0], *(1,) * missing, *arr.shape[1:])
 
 
+def read_only(arr: np.ndarray) -> np.ndarray:
+    """A read-only view of ``arr``. numba compiles a kernel once per array type, writable or
+    not: the inputs kernels only read reach them read-only, so that writable and
+    read-only arrays (MyGrad's tensors, memory maps) share one compiled kernel."""
+    view = arr.view()
+    view.flags.writeable = False
+    return view
+
+
 def run_rows(kernel, x_rows, out_rows, *args):
     """Run a forward kernel, one job per output row, over the threads."""
-    # read-only, as numba types it: one compiled kernel serves writable and read-only
-    # inputs (MyGrad's tensors, memory maps) alike, not one each
-    x_rows = x_rows.view()
-    x_rows.flags.writeable = False
+    x_rows = read_only(x_rows)
     n_rows = out_rows.shape[0] * out_rows.shape[1] * out_rows.shape[2]
     _parallel.run_in_threads(kernel, n_rows, x_rows.size + out_rows.size, x_rows, out_rows, *args)
 

@@ -14,10 +14,10 @@ import numpy as np
 from .. import _parallel
 from .._kernels import _rows
 from .._kernels.running import running_pool as _running_pool
-from .._layout import as_kernel_args, as_row_array, run_rows
+from .._layout import as_kernel_args, as_row_array, read_only, run_rows
 
 # Sums need no divisors (the max kernels take the same arguments as the average's).
-NO_DIVISORS = (np.ones(1), np.ones(1), np.ones(1))
+NO_DIVISORS = tuple(read_only(np.ones(1)) for _ in range(3))  # as avg's: see read_only
 
 
 # From this many elements in a window on, and when each element lies in this many

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from .._layout import (
     backward_in_two_stages,
     from_canonical,
     in_two_stages,
+    read_only,
     run_planes,
     stage_geometry,
     to_canonical,
@@ -34,12 +36,14 @@ from .._layout import (
 from ._windows import forward_rows, is_large_window, pool_separably
 
 
+@lru_cache(maxsize=256)
 def divisors(lengths, geometry, include_pad: bool, override: int):
     """Per-axis factors of every window's divisor, widened to three axes (PyTorch's rule).
 
     ``override`` replaces the divisor; else ``include_pad`` counts the taps
     inside the padded extent (explicit padding counts, the ``ceil_mode``
     overhang past it does not), and otherwise the taps inside the input.
+    Kept per geometry (a training loop asks the same each step), so read-only.
     """
     kernel, stride, dilation, before, after, outs = geometry
     factors = []
@@ -62,7 +66,7 @@ def divisors(lengths, geometry, include_pad: bool, override: int):
     if override:
         factors[0] *= override
     missing = KERNEL_AXES - len(factors)
-    return (*(np.ones(1),) * missing, *factors)
+    return tuple(read_only(f) for f in (*(np.ones(1),) * missing, *factors))
 
 
 def avg_canonical(x, geometry, include_pad: bool, override: int, accumulate=None, write=None):
