@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from reference import ref_max_pool, ref_max_pool_backward
+from reference import ref_avg_pool_backward, ref_max_pool, ref_max_pool_backward
 from test_reference import assert_same
 
 import poolnd
@@ -197,3 +197,26 @@ def test_an_averages_divisors_are_kept_per_geometry_and_cannot_be_written():
             factor[0] = 1.0
     np.testing.assert_array_equal(kept[1], [2.0, 3.0, 3.0, 3.0])  # edge windows hold fewer
     assert_same(poolnd.avg_pool2d(x, 3, 2, 1, count_include_pad=False), want)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_an_average_layers_backward_is_right_for_gradients_in_every_layout_and_dtype(
+        channels_last):
+    layer = nn.AvgPool2d(3, 2, 1, count_include_pad=False, channels_last=channels_last)
+    x = _values(11)
+    x_in = np.moveaxis(x, 1, -1) if channels_last else x
+    out_shape = layer(x_in).shape
+    for dtype in (np.float64, np.float32, np.int64):
+        grad = (np.arange(np.prod(out_shape)).reshape(out_shape) % 7).astype(dtype)
+        grad_nchw = np.moveaxis(grad, -1, 1) if channels_last else grad
+        expected = ref_avg_pool_backward(grad_nchw.astype(np.float64), x.shape, (3, 3), 2, 1,
+                                         count_include_pad=False)
+        for name, arr in _layouts(grad):
+            layer(x_in)
+            got = layer.backward(arr)
+            assert got.dtype == (np.float64 if dtype == np.int64 else dtype), name
+            got = np.moveaxis(got, -1, 1) if channels_last else got
+            np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=name)
+    layer(x_in)
+    with pytest.raises(ValueError, match="grad_output has shape"):
+        layer.backward(np.ones((2, 3, 4, 6)))

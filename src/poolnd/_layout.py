@@ -135,6 +135,13 @@ def as_kernel_array(arr: np.ndarray) -> np.ndarray:
     return arr.reshape(arr.shape[0], *(1,) * missing, *arr.shape[1:])
 
 
+def in_place(arr: np.ndarray, plan: PoolPlan, dtype) -> bool:
+    """Whether ``arr`` is already what a kernel reads: in the input's axis order,
+    C-contiguous and in ``dtype`` (then a reshape gives its row view, no copy)."""
+    return (plan.perm == tuple(range(len(plan.in_shape))) and arr.dtype == dtype
+            and arr.flags.c_contiguous)
+
+
 def read_only(arr: np.ndarray) -> np.ndarray:
     """A read-only view of ``arr``. numba compiles a kernel once per array type, writable or
     not: the inputs kernels only read reach them read-only, so that writable and

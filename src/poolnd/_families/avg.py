@@ -26,13 +26,16 @@ from .._layout import (
     as_row_array,
     backward_in_two_stages,
     from_canonical,
+    in_place,
     in_two_stages,
     read_only,
+    row_shape,
     run_planes,
     stage_geometry,
     to_canonical,
     window_geometry,
 )
+from ._prepared import prepared
 from ._windows import forward_rows, is_large_window, pool_separably
 
 
@@ -155,6 +158,40 @@ def avg_pool_planned(x, plan: PoolPlan, include_pad: bool, override: int, dtype=
 
 
 def avg_backward_planned(grad, plan: PoolPlan, include_pad: bool, override: int):
+    """The gradient of an average, prepared once per layout of the gradient (a training
+    loop's every backward is alike; see max's ``max_backward_from_window``)."""
+    if type(grad) is not np.ndarray:
+        return _backward_planned(grad, plan, include_pad, override)
+    call_key = ("avg_backward_planned", plan, include_pad, override, grad.shape, grad.strides,
+                grad.dtype)
+    return prepared(call_key, lambda: _prepare_backward(grad, plan, include_pad, override))(grad)
+
+
+def _prepare_backward(grad, plan: PoolPlan, include_pad: bool, override: int):
+    """``grad -> gradient`` for one plan and layout: a gradient in place goes straight to
+    the kernel, the rest the general way."""
+    grad = check_grad(grad, plan)  # refuses a wrong shape before anything is kept
+    compute = gradient_dtypes(grad.dtype)[1]  # the result's dtype too, where in place
+    if not (plan.ndim <= KERNEL_AXES and in_place(grad, plan, compute)):
+        return lambda grad: _backward_planned(grad, plan, include_pad, override)
+    geometry = window_geometry(plan)
+    k, s, d, p, _, _ = as_kernel_args(geometry)
+    factors = divisors(plan.lengths, geometry, include_pad, override)
+    channels = math.prod(plan.inner_shape)
+    in_rows = row_shape(math.prod(plan.outer_shape), plan.lengths, channels)
+    out_rows = row_shape(in_rows[0], plan.out_lengths, channels)
+
+    def call(grad):
+        grad_in = np.empty(plan.in_shape, compute)
+        grad_rows, in_view = grad.reshape(out_rows), grad_in.reshape(in_rows)
+        run_planes(_avg_backward_kernel, grad_rows, in_view, grad_rows, in_view, channels, k, s,
+                   d, p, factors)
+        return grad_in
+
+    return call
+
+
+def _backward_planned(grad, plan: PoolPlan, include_pad: bool, override: int):
     grad = check_grad(grad, plan)
     result, compute = gradient_dtypes(grad.dtype)
     canonical = to_canonical(grad, plan, plan.out_lengths, compute)

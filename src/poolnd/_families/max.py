@@ -25,6 +25,7 @@ from .._layout import (
     as_kernel_args,
     as_row_array,
     from_canonical,
+    in_place,
     in_two_stages,
     max_results_back,
     new_input_like,
@@ -185,9 +186,8 @@ def _prepare_backward(grad, positions: np.ndarray, plan: PoolPlan):
     straight to the kernel, the rest the general way."""
     grad = check_grad(grad, plan)  # refuses a wrong shape before anything is kept
     compute = gradient_dtypes(grad.dtype)[1]  # the result's dtype too, where in place
-    in_order = plan.perm == tuple(range(len(plan.in_shape)))
-    if not (plan.ndim <= KERNEL_AXES and in_order and grad.dtype == compute
-            and grad.flags.c_contiguous and positions.flags.c_contiguous):
+    if not (plan.ndim <= KERNEL_AXES and in_place(grad, plan, compute)
+            and positions.flags.c_contiguous):
         return lambda grad, positions: _backward_from_window(grad, positions, plan)
     k, s, d, p, _, _ = as_kernel_args(window_geometry(plan))
     channels = math.prod(plan.inner_shape)
