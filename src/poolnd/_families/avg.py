@@ -89,7 +89,9 @@ def avg_canonical(x, geometry, include_pad: bool, override: int, accumulate=None
     # total (rare: one cheap sum finds it) is therefore summed again window by window.
     large = is_large_window(geometry)
     sums = pool_separably(x, geometry, SUM, accumulate.type(0)) if large else None
-    if large and np.isfinite(sums.sum()):
+    with np.errstate(over="ignore", invalid="ignore"):  # the check's own sum: no warning
+        finite = large and np.isfinite(sums.sum())
+    if finite:
         return _divided(sums, divisors(x.shape[1:-1], geometry, include_pad, override)[-n:],
                         write)
     if n > KERNEL_AXES:
