@@ -169,6 +169,14 @@ def row_shape(batch: int, lengths, channels: int) -> tuple[int, int, int, int]:
     return batch, d, h, w * channels
 
 
+def plan_rows(plan: PoolPlan):
+    """``(channels, in_rows, out_rows)``: the inner batch size ``C`` of ``plan``'s canonical
+    layout and the :func:`row_shape` of its input and of its output."""
+    channels = math.prod(plan.inner_shape)
+    in_rows = row_shape(math.prod(plan.outer_shape), plan.lengths, channels)
+    return channels, in_rows, row_shape(in_rows[0], plan.out_lengths, channels)
+
+
 def as_row_array(arr: np.ndarray) -> np.ndarray:
     """The kernels' layout with each row's ``W`` and ``C`` merged: ``(B, D, H, W*C)``."""
     arr = as_kernel_array(arr)

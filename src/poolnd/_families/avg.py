@@ -28,8 +28,8 @@ from .._layout import (
     from_canonical,
     in_place,
     in_two_stages,
+    plan_rows,
     read_only,
-    row_shape,
     run_planes,
     stage_geometry,
     to_canonical,
@@ -89,8 +89,10 @@ def avg_canonical(x, geometry, include_pad: bool, override: int, accumulate=None
     # total (rare: one cheap sum finds it) is therefore summed again window by window.
     large = is_large_window(geometry)
     sums = pool_separably(x, geometry, SUM, accumulate.type(0)) if large else None
-    with np.errstate(over="ignore", invalid="ignore"):  # the check's own sum: no warning
-        finite = large and np.isfinite(sums.sum())
+    finite = False
+    if large:
+        with np.errstate(over="ignore", invalid="ignore"):  # the check's own sum: no warning
+            finite = np.isfinite(sums.sum())
     if finite:
         return _divided(sums, divisors(x.shape[1:-1], geometry, include_pad, override)[-n:],
                         write)
@@ -179,9 +181,7 @@ def _prepare_backward(grad, plan: PoolPlan, include_pad: bool, override: int):
     geometry = window_geometry(plan)
     k, s, d, p, _, _ = as_kernel_args(geometry)
     factors = divisors(plan.lengths, geometry, include_pad, override)
-    channels = math.prod(plan.inner_shape)
-    in_rows = row_shape(math.prod(plan.outer_shape), plan.lengths, channels)
-    out_rows = row_shape(in_rows[0], plan.out_lengths, channels)
+    channels, in_rows, out_rows = plan_rows(plan)
 
     def call(grad):
         grad_in = np.empty(plan.in_shape, compute)

@@ -29,7 +29,7 @@ from .._layout import (
     in_two_stages,
     max_results_back,
     new_input_like,
-    row_shape,
+    plan_rows,
     run_planes,
     run_rows,
     stage_geometry,
@@ -123,12 +123,10 @@ def _prepare(plan: PoolPlan, dtype: np.dtype, contiguous: bool, kind: int, omit_
     reduction = MAX_OMIT_NAN if omit_nan else MAX
     lowest = max_identity(dtype, omit_nan)
     k, s, d, p, _, _ = as_kernel_args(geometry)
-    channels = math.prod(plan.inner_shape)
+    channels, rows, out_rows = plan_rows(plan)
     kernel = forward_kernel(reduction, kind != NO_POSITION,
                             _rows.literal_shape(channels, k[2], s[2], d[2], reduction,
                                                 dtype))
-    rows = row_shape(math.prod(plan.outer_shape), plan.lengths, channels)
-    out_rows = row_shape(rows[0], plan.out_lengths, channels)
     positions = position_dtype(kind, plan.window_size)
     # results are allocated in the input's axis order, the kernel writes them through views
     in_order = plan.perm == tuple(range(len(plan.in_shape)))
@@ -190,9 +188,7 @@ def _prepare_backward(grad, positions: np.ndarray, plan: PoolPlan):
             and positions.flags.c_contiguous):
         return lambda grad, positions: _backward_from_window(grad, positions, plan)
     k, s, d, p, _, _ = as_kernel_args(window_geometry(plan))
-    channels = math.prod(plan.inner_shape)
-    in_rows = row_shape(math.prod(plan.outer_shape), plan.lengths, channels)
-    out_rows = row_shape(in_rows[0], plan.out_lengths, channels)
+    channels, in_rows, out_rows = plan_rows(plan)
 
     def call(grad, positions):
         grad_in = np.empty(plan.in_shape, compute)
