@@ -95,19 +95,6 @@ def _store_typed(row, i, value):
     return store
 
 
-def _accumulator(out_row, scratch, reduction):
-    """The row a reduction folds into: the output row itself, or for sums ``scratch``."""
-
-
-@overload(_accumulator, prefer_literal=True, inline="always")
-def _accumulator_typed(out_row, scratch, reduction):
-    if not isinstance(reduction, types.Literal):
-        return None
-    if reduction.literal_value == SUM:
-        return lambda out_row, scratch, reduction: scratch
-    return lambda out_row, scratch, reduction: out_row
-
-
 @njit(inline="always")
 def _merge(acc, codes, i, v, tap_code, with_positions, reduction):
     """Merge one tap's value into output ``i`` (an index or an index tuple).
@@ -158,8 +145,9 @@ def _make_literal_loop(with_positions, reduction, shape):
     C, kw, sw, dw = LITERAL_SHAPES[shape]
 
     @njit(inline="always")
-    def fold_inside(x_row, acc, codes, ow_lo, ow_hi, pw, code, code_tap):
-        # views from the first inside window: no index is negative, none is offset
+    def fold_inside(x_row, acc, codes, ow_lo, ow_hi, pw, C_, kw_, sw_, dw_, code, code_tap):
+        # the row's sizes are this loop's literals, not the arguments; views from the
+        # first inside window: no index is negative, none is offset
         x_in = x_row[(ow_lo * sw - pw) * C:]
         acc_in = acc[ow_lo * C:ow_hi * C]
         codes_in = codes[ow_lo * C:ow_hi * C] if with_positions else codes
@@ -250,7 +238,11 @@ def _fold_whole_row_typed(shape, with_positions, reduction, x_0, x_1, out_row, p
                           code_1, code_tap, code_ow, code_first, identity, inverse,
                           inverse_of_output):
     """The loop for literal ``shape``, ``with_positions`` and ``reduction``; nothing for a
-    shape without one (its kernels never take that branch)."""
+    shape without one (its kernels never take that branch).
+
+    An overload, inlined after typing: inlined before typing (chosen in Python, as the
+    loop over inside windows is), the same loop ran 1.5 times as slow on 2x2 maxima.
+    """
     choices = _literal_values(shape, with_positions, reduction)
     if choices is None:
         return None
@@ -268,6 +260,18 @@ def _fold_whole_row_typed(shape, with_positions, reduction, x_0, x_1, out_row, p
              inverse, inverse_of_output)
 
     return run
+
+
+@cache
+def _make_generic_loop(with_positions, reduction):
+    """The loop over a row's inside windows for any ``(C, kw, sw, dw)``."""
+
+    @njit(inline="always")
+    def fold_inside(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap):
+        _fold_inside_generic(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
+                             with_positions, reduction)
+
+    return fold_inside
 
 
 @njit(forceinline=True)
@@ -327,34 +331,6 @@ def _merge_three(x_0, x_1, x_2, acc_w, codes_w, n, tap_code, code_tap, with_posi
             codes_w[c] = best_code
 
 
-def _fold_inside(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw, C, kw,
-                 sw, dw, code, code_tap):
-    """Merge one input row into the output row's inside windows (see the overload below)."""
-
-
-@overload(_fold_inside, prefer_literal=True, inline="always")
-def _fold_inside_typed(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw, C,
-                       kw, sw, dw, code, code_tap):
-    """The loop for literal ``shape``, ``with_positions`` and ``reduction``."""
-    choices = _literal_values(shape, with_positions, reduction)
-    if choices is None:
-        return None
-    shape_, positions_, reduction_ = choices
-    if shape_ == GENERIC:
-        def run(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw,
-                dw, code, code_tap):
-            _fold_inside_generic(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code,
-                                 code_tap, positions_, reduction_)
-        return run
-    loop = _make_literal_loop(positions_, reduction_, shape_)
-
-    def run(shape, with_positions, reduction, x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw,
-            code, code_tap):
-        loop(x_row, acc, codes, ow_lo, ow_hi, pw, code, code_tap)
-
-    return run
-
-
 # The dtypes networks and images hold (float16 is pooled as float32, bools as uint8).
 LITERAL_DTYPES = frozenset(map(np.dtype, ("float32", "float64", "uint8", "uint16", "int16")))
 
@@ -384,6 +360,11 @@ def forward_kernel(reduction, with_positions, shape):
     """
     literal = shape != GENERIC
     C_, kw_, sw_, dw_ = LITERAL_SHAPES[shape] if literal else (1, 1, 1, 1)
+    # the loop over inside windows is chosen here, not by a numba overload: an overload
+    # inlined into numba's IR is first compiled on its own as well (a tenth of a kernel's
+    # compile time); the whole-row loop stays one (see _fold_whole_row_typed)
+    fold_inside = (_make_literal_loop(with_positions, reduction, shape) if literal
+                   else _make_generic_loop(with_positions, reduction))
 
     # error_model="numpy": no test for division by zero (divisors are >= 1) in the loops
     @cached_kernel(nogil=True, error_model="numpy")
@@ -440,7 +421,7 @@ def forward_kernel(reduction, with_positions, shape):
                                 code_ow, code_0, identity, 1.0 / scale, inverse_of_output)
                 oh, od, b = _next_row(oh, od, b, OH, OD)
                 continue
-            acc = _accumulator(out_row, sums, reduction)
+            acc = sums if reduction == SUM else out_row
             acc[:] = identity
             if with_positions:  # each window's first tap inside the input
                 codes[:] = _row_code(flat_index, d0 + td_lo * dd, h0 + th_lo * dh, H, W, td_lo,
@@ -455,8 +436,7 @@ def forward_kernel(reduction, with_positions, shape):
                     i_d, i_h = d0 + td * dd, h0 + th * dh
                     code = _row_code(flat_index, i_d, i_h, H, W, td, th, kh, kw)
                     x_row = x[b, i_d, i_h]
-                    _fold_inside(shape, with_positions, reduction, x_row, acc, codes, ow_lo,
-                                 ow_hi, pw, C, kw, sw, dw, code, code_tap)
+                    fold_inside(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap)
                     for e in range(ow_lo + OW - ow_hi):
                         ow = e if e < ow_lo else ow_hi + e - ow_lo  # the left edge, then the right
                         start, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
