@@ -75,6 +75,19 @@ def test_poolnd_compile_fills_the_cache_for_later_processes(tmp_path):
     assert later.stdout.strip() == "0", later.stderr  # nothing left to compile
 
 
+def test_poolnd_compile_uses_every_core_by_default(monkeypatch):
+    seen = {}
+
+    def run(args):
+        seen["jobs"] = args.jobs
+        return 0
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 7)
+    monkeypatch.setattr(compiling, "run", run)
+    assert cli.main(["compile"]) == 0
+    assert seen == {"jobs": 7}
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--ops", "mean"], "--ops 'mean': choose from max, avg"),
     (["--dtypes", "complex64"], "--dtypes 'complex64': choose from bool"),

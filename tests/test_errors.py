@@ -369,3 +369,19 @@ def test_a_torch_tensor_that_requires_grad_is_a_type_error(call):
                                         r"grad.*detach\(\)\.numpy\(\)"):
         call(tensor)
     assert call(tensor.detach()).shape[-2:] in ((2, 2), (1, 1))  # without grad: pooled
+
+
+@pytest.mark.parametrize("layer", [
+    poolnd.nn.MaxPool2d(2), poolnd.nn.AvgPool2d(2), poolnd.nn.LPPool2d(2, 2),
+    poolnd.nn.AdaptiveMaxPool2d(1), poolnd.nn.AdaptiveAvgPool2d(1),
+], ids=lambda layer: type(layer).__name__)
+def test_a_layers_backward_refuses_a_gradient_that_requires_grad(layer):
+    torch = pytest.importorskip("torch")
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    y = layer(x)
+    grad = torch.ones(y.shape, requires_grad=True)
+    with pytest.raises(TypeError, match=r"grad_output is a torch\.Tensor of shape "
+                                        r"\(1, 1, \d, \d\) that requires grad"):
+        layer.backward(grad)
+    # the refused call left the forward's state: the detached gradient is answered
+    assert layer.backward(grad.detach()).shape == x.shape

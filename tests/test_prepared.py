@@ -12,6 +12,7 @@ from test_reference import assert_same
 
 import poolnd
 from poolnd import nn
+from poolnd._families import _prepared
 
 SHAPE = (2, 3, 8, 9)
 
@@ -78,6 +79,18 @@ def test_other_arguments_miss_and_are_checked_again():
         poolnd.adaptive_avg_pool2d(x, 2.0)
 
 
+def test_arguments_that_are_not_plain_values_are_pooled_but_never_kept():
+    x = _values(3)
+    for kernel in ([2, 2], np.array([2, 2]), (2, np.array(2))):
+        _prepared._prepared.clear()
+        assert_same(poolnd.max_pool2d(x, kernel), ref_max_pool(x, (2, 2))[0])
+        assert _prepared._prepared == {}, kernel
+    # a NumPy scalar's repr names its type and value: kept
+    for kernel in ((2, 2), np.int64(2)):
+        assert_same(poolnd.max_pool2d(x, kernel), ref_max_pool(x, (2, 2))[0])
+    assert len(_prepared._prepared) == 2
+
+
 def test_read_only_input_is_pooled_and_stays_read_only():
     x = _values(4)
     poolnd.max_pool2d(x, 2)  # prepared with a writable array of the same layout
@@ -123,8 +136,6 @@ def test_threads_calling_at_once_get_their_own_results():
 def test_prepared_calls_keep_no_data():
     """A prepared call keeps shapes, a kernel and scalars, never an array of the sizes it
     pools: the cache would otherwise hold every input's worth of memory."""
-    from poolnd._families import _prepared
-
     x = np.zeros((4, 8, 64, 64), np.float32)
     poolnd.max_pool2d(x, 3, 2, 1)
     nn.MaxPool2d(2)(x)

@@ -143,6 +143,7 @@ class SavedForwards:
 
     def backward(self, grad_output: ArrayLike) -> np.ndarray:
         """The gradient for the newest forward not yet answered (see :class:`SavedForwards`)."""
+        refuse_autograd(grad_output, "grad_output")
         state = self._newest()
         grad = self._backward(grad_output, *state)
         # forgotten only once answered: a backward that raises leaves the layer as it was

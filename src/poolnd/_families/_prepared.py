@@ -5,8 +5,9 @@ with a given input layout (shape, strides, dtype) and arguments plans it and
 chooses its views and kernel; later calls with the same key only allocate the
 result, run the kernel and shape the result. The key holds everything the
 choices depend on, so a call with other strides, another dtype or other
-arguments never meets a stale one. Arguments that are not plain values (lists,
-arrays, NumPy scalars) are not keys: those calls take the full path.
+arguments never meets a stale one. Arguments whose repr may not name them
+exactly (lists, arrays, other objects) are not keys: those calls take the full
+path.
 """
 
 from __future__ import annotations
@@ -23,28 +24,32 @@ _lock = threading.Lock()
 
 
 # The characters of the repr of ints, floats, bools, None, strings (a layer's op name,
-# "MaxPool2d", among them) and tuples of them:
-# such a repr names its value exactly; anything else (an object's "<... at 0x...>", an
-# array's "array(...)" or a NumPy scalar's "np.int64(2)") is not used as a key.
+# "MaxPool2d", among them), NumPy scalars ("np.int64(2)") and tuples of them: such a
+# repr names its value and type exactly; anything else (a list, an object's
+# "<... at 0x...>", an array's "array(...)") is not used as a key.
 _PLAIN = frozenset(" (),-.'_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-def key(x: np.ndarray, *arguments) -> Hashable | None:
-    """What a prepared call of ``x`` and ``arguments`` depends on, or None: not cached.
+def prepared_for(x: np.ndarray, arguments: tuple, prepare: Callable[[], Any]) -> Any:
+    """The prepared call for inputs laid out as ``x`` and ``arguments``, made by
+    ``prepare()`` the first time.
 
-    The arguments enter as their ``repr``, which keeps ``True`` and ``1``, ``2`` and
-    ``2.0`` apart, where equality does not.
+    The arguments enter the key as their ``repr``, which keeps ``True`` and ``1``,
+    ``2`` and ``2.0`` apart, where equality does not.
     """
     text = repr(arguments)
+    call_key = x.shape, x.strides, x.dtype, text
+    found = _prepared.get(call_key)
+    if found is not None:  # only plain keys are kept: one found needs no check
+        return found
     if not _PLAIN.issuperset(text) or "array" in text:
-        return None
-    return x.shape, x.strides, x.dtype, text
-
-
-def prepared(call_key: Hashable | None, prepare: Callable[[], Any]) -> Any:
-    """The prepared call for ``call_key``, made by ``prepare()`` the first time."""
-    if call_key is None:
         return prepare()
+    return prepared(call_key, prepare)
+
+
+def prepared(call_key: Hashable, prepare: Callable[[], Any]) -> Any:
+    """The prepared call for ``call_key`` (exact values), made by ``prepare()`` the first
+    time."""
     found = _prepared.get(call_key)
     if found is None:
         found = prepare()  # raises for bad arguments: nothing is kept

@@ -46,7 +46,7 @@ from .._positions import (
     scatter_to_input,
     window_to_flat,
 )
-from ._prepared import key, prepared
+from ._prepared import prepared, prepared_for
 from ._windows import NO_DIVISORS, forward_rows, is_large_window, pool_separably
 
 
@@ -104,7 +104,7 @@ def max_pool_call(x: np.ndarray, geometry: tuple, kind: int, omit_nan: bool, op:
         plan = plan_pool(op, x.shape, *geometry, n)
         return plan, _prepare(plan, x.dtype, x.flags.c_contiguous, kind, omit_nan)
 
-    return prepared(key(x, "max", geometry, kind, omit_nan, op, n), prepare)
+    return prepared_for(x, ("max", geometry, kind, omit_nan, op, n), prepare)
 
 
 def _prepare(plan: PoolPlan, dtype: np.dtype, contiguous: bool, kind: int, omit_nan: bool):
