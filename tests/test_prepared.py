@@ -91,6 +91,32 @@ def test_arguments_that_are_not_plain_values_are_pooled_but_never_kept():
     assert len(_prepared._prepared) == 2
 
 
+def test_an_unaligned_input_of_a_prepared_layout_is_a_layout_of_its_own():
+    # numba types an unaligned array apart, and a prepared call runs the version of its
+    # kernel its first call found: shape, strides and dtype alone must not meet it
+    x = _values(3)
+    buffer = np.zeros(x.nbytes + 1, np.uint8)
+    unaligned = np.frombuffer(buffer.data, x.dtype, x.size, offset=1).reshape(x.shape)
+    unaligned[...] = x
+    assert not unaligned.flags.aligned and unaligned.strides == x.strides
+    _prepared._prepared.clear()
+    for given in (x, unaligned, x):
+        assert_same(poolnd.max_pool2d(given, 2), ref_max_pool(x, (2, 2))[0])
+    assert len(_prepared._prepared) == 2
+    layer = nn.MaxPool2d(2)
+    y = layer(x)
+    want, idx = ref_max_pool(x, (2, 2))
+    expected = ref_max_pool_backward(np.ones_like(y), idx, x.shape, (2, 2))
+    grad = np.frombuffer(np.zeros(y.nbytes + 1, np.uint8).data, y.dtype, y.size,
+                         offset=1).reshape(y.shape)
+    grad[...] = 1
+    read_only = np.ones_like(y)
+    read_only.flags.writeable = False
+    for g in (np.ones_like(y), grad, read_only, np.ones_like(y)):
+        assert_same(layer(x), want)
+        assert_same(layer.backward(g), expected)
+
+
 def test_read_only_input_is_pooled_and_stays_read_only():
     x = _values(4)
     poolnd.max_pool2d(x, 2)  # prepared with a writable array of the same layout

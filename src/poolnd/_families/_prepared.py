@@ -1,7 +1,7 @@
 """Prepared calls: what a repeated call decides once.
 
 A training loop calls one op on arrays of one shape many times. The first call
-with a given input layout (shape, strides, dtype) and arguments plans it and
+with a given input layout (:func:`layout`) and arguments plans it and
 chooses its views and kernel; later calls with the same key only allocate the
 result, run the kernel and shape the result. The key holds everything the
 choices depend on, so a call with other strides, another dtype or other
@@ -30,6 +30,16 @@ _lock = threading.Lock()
 _PLAIN = frozenset(" (),-.'_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+# NPY_ARRAY_ALIGNED | NPY_ARRAY_WRITEABLE: the flags, besides shape, strides and dtype,
+# that numba's type of an array depends on (contiguity follows from shape and strides)
+_TYPE_FLAGS = 0x100 | 0x400
+
+
+def layout(a: np.ndarray) -> tuple:
+    """All that a prepared call's views, kernel and kernel's compiled version depend on."""
+    return a.shape, a.strides, a.dtype, a.flags.num & _TYPE_FLAGS
+
+
 def prepared_for(x: np.ndarray, arguments: tuple, prepare: Callable[[], Any]) -> Any:
     """The prepared call for inputs laid out as ``x`` and ``arguments``, made by
     ``prepare()`` the first time.
@@ -38,7 +48,7 @@ def prepared_for(x: np.ndarray, arguments: tuple, prepare: Callable[[], Any]) ->
     ``2`` and ``2.0`` apart, where equality does not.
     """
     text = repr(arguments)
-    call_key = x.shape, x.strides, x.dtype, text
+    call_key = layout(x), text
     found = _prepared.get(call_key)
     if found is not None:  # only plain keys are kept: one found needs no check
         return found

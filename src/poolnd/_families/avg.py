@@ -35,7 +35,8 @@ from .._layout import (
     to_canonical,
     window_geometry,
 )
-from ._prepared import prepared
+from .._parallel import Direct
+from ._prepared import layout, prepared
 from ._windows import forward_rows, is_large_window, pool_separably
 
 
@@ -166,8 +167,7 @@ def avg_backward_planned(grad, plan: PoolPlan, include_pad: bool, override: int)
     loop's every backward is alike; see max's ``max_backward_from_window``)."""
     if type(grad) is not np.ndarray:
         return _backward_planned(grad, plan, include_pad, override)
-    call_key = ("avg_backward_planned", plan, include_pad, override, grad.shape, grad.strides,
-                grad.dtype)
+    call_key = ("avg_backward_planned", plan, include_pad, override, layout(grad))
     return prepared(call_key, lambda: _prepare_backward(grad, plan, include_pad, override))(grad)
 
 
@@ -182,11 +182,12 @@ def _prepare_backward(grad, plan: PoolPlan, include_pad: bool, override: int):
     k, s, d, p, _, _ = as_kernel_args(geometry)
     factors = divisors(plan.lengths, geometry, include_pad, override)
     channels, in_rows, out_rows = plan_rows(plan)
+    kernel = Direct(_avg_backward_kernel)
 
     def call(grad):
         grad_in = np.empty(plan.in_shape, compute)
         grad_rows, in_view = grad.reshape(out_rows), grad_in.reshape(in_rows)
-        run_planes(_avg_backward_kernel, grad_rows, in_view, grad_rows, in_view, channels, k, s,
+        run_planes(kernel, grad_rows, in_view, grad_rows, in_view, channels, k, s,
                    d, p, factors)
         return grad_in
 

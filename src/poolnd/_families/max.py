@@ -36,6 +36,7 @@ from .._layout import (
     to_canonical,
     window_geometry,
 )
+from .._parallel import Direct
 from .._positions import (
     FLAT_INDEX,
     NO_POSITION,
@@ -46,7 +47,7 @@ from .._positions import (
     scatter_to_input,
     window_to_flat,
 )
-from ._prepared import prepared, prepared_for
+from ._prepared import layout, prepared, prepared_for
 from ._windows import NO_DIVISORS, forward_rows, is_large_window, pool_separably
 
 
@@ -124,9 +125,9 @@ def _prepare(plan: PoolPlan, dtype: np.dtype, contiguous: bool, kind: int, omit_
     lowest = max_identity(dtype, omit_nan)
     k, s, d, p, _, _ = as_kernel_args(geometry)
     channels, rows, out_rows = plan_rows(plan)
-    kernel = forward_kernel(reduction, kind != NO_POSITION,
-                            _rows.literal_shape(channels, k[2], s[2], d[2], reduction,
-                                                dtype))
+    kernel = Direct(forward_kernel(reduction, kind != NO_POSITION,
+                                   _rows.literal_shape(channels, k[2], s[2], d[2], reduction,
+                                                       dtype)))
     positions = position_dtype(kind, plan.window_size)
     # results are allocated in the input's axis order, the kernel writes them through views
     in_order = plan.perm == tuple(range(len(plan.in_shape)))
@@ -174,8 +175,7 @@ def max_backward_from_window(grad, positions: np.ndarray, plan: PoolPlan):
     if type(grad) is not np.ndarray:
         return _backward_from_window(grad, positions, plan)
     # a plan holds plain values, so its equality is exact: it may be part of the key
-    call_key = ("max_backward_from_window", plan, grad.shape, grad.strides, grad.dtype,
-                positions.shape, positions.strides, positions.dtype)
+    call_key = ("max_backward_from_window", plan, layout(grad), layout(positions))
     return prepared(call_key, lambda: _prepare_backward(grad, positions, plan))(grad, positions)
 
 
@@ -189,11 +189,12 @@ def _prepare_backward(grad, positions: np.ndarray, plan: PoolPlan):
         return lambda grad, positions: _backward_from_window(grad, positions, plan)
     k, s, d, p, _, _ = as_kernel_args(window_geometry(plan))
     channels, in_rows, out_rows = plan_rows(plan)
+    kernel = Direct(_max_kernels.max_pool_backward_window)
 
     def call(grad, positions):
         grad_in = np.empty(plan.in_shape, compute)
         grad_rows, in_rows_view = grad.reshape(out_rows), grad_in.reshape(in_rows)
-        run_planes(_max_kernels.max_pool_backward_window, grad_rows, in_rows_view, grad_rows,
+        run_planes(kernel, grad_rows, in_rows_view, grad_rows,
                    positions.reshape(out_rows), in_rows_view, channels, k, s, d, p)
         return grad_in
 
