@@ -153,7 +153,8 @@ def read_only(arr: np.ndarray) -> np.ndarray:
 
 def run_rows(kernel, x_rows, out_rows, *args):
     """Run a forward kernel, one job per output row, over the threads."""
-    x_rows = read_only(x_rows)
+    if x_rows.flags.writeable:
+        x_rows = read_only(x_rows)
     n_rows = out_rows.shape[0] * out_rows.shape[1] * out_rows.shape[2]
     _parallel.run_in_threads(kernel, n_rows, x_rows.size + out_rows.size, x_rows, out_rows, *args)
 

@@ -87,13 +87,17 @@ def max_pool_planned(x: np.ndarray, plan: PoolPlan, kind: int, omit_nan: bool):
 def max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes, return_indices,
               nan_policy, *, op, n=None):
     x = as_real_array(x, "x")
-    check_choice("nan_policy", nan_policy, NAN_POLICIES)
-    return_indices = check_flag("return_indices", return_indices)
-    kind = FLAT_INDEX if return_indices else NO_POSITION
-    _, call = max_pool_call(x, (kernel_size, stride, padding, dilation, ceil_mode, axes), kind,
-                        nan_policy == "omit", op, n)
-    out, indices = call(x)
-    return (out, indices) if return_indices else out
+    geometry = (kernel_size, stride, padding, dilation, ceil_mode, axes)
+
+    def prepare():  # the checks too: a repeated call skips them with the rest
+        check_choice("nan_policy", nan_policy, NAN_POLICIES)
+        with_indices = check_flag("return_indices", return_indices)
+        _, call = max_pool_call(x, geometry, FLAT_INDEX if with_indices else NO_POSITION,
+                                nan_policy == "omit", op, n)
+        return call if with_indices else lambda x: call(x)[0]
+
+    return prepared_for(x, ("max_pool", geometry, return_indices, nan_policy, op, n),
+                        prepare)(x)
 
 
 def max_pool_call(x: np.ndarray, geometry: tuple, kind: int, omit_nan: bool, op: str, n=None):
@@ -145,6 +149,7 @@ def _prepare(plan: PoolPlan, dtype: np.dtype, contiguous: bool, kind: int, omit_
             x_rows = x.reshape(rows)
         else:
             x_rows = to_canonical(x, plan, plan.lengths, dtype).reshape(rows)
+        x_rows.flags.writeable = False  # a view of its own: run_rows need not make one
         out = np.empty(out_shape, dtype)
         at = np.empty(out_shape, positions) if kind != NO_POSITION else out
         out_view, at_view = out.reshape(out_rows), at.reshape(out_rows)
