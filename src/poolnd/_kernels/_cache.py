@@ -16,13 +16,20 @@ before anything is unpickled, and an index or data file that cannot be read
 counts as a miss: the kernel compiles again and the files are written anew.
 When numba finds nowhere to write a cache (install, NUMBA_CACHE_DIR and home
 all read-only), kernels compile in memory in each process instead.
+
+numba's index key holds a pickle of the kernel's closure variables. A kernel
+whose closure holds a jitted function (a loop chosen in Python) would pickle
+that function with a name random to each process, and no later process would
+find its own key: closure variables are keyed here by what they are instead.
 """
 
 import hashlib
 import pickle
 
 from numba import njit
-from numba.core.caching import IndexDataCacheFile, _cache_log
+from numba.core.caching import FunctionCache, IndexDataCacheFile, _cache_log
+from numba.core.dispatcher import Dispatcher
+from numba.core.serialize import dumps
 
 
 class _SignatureNamedFiles(IndexDataCacheFile):
@@ -72,6 +79,24 @@ class _SignatureNamedFiles(IndexDataCacheFile):
         return pickle.loads(data)
 
 
+def _stable(value):
+    """``value`` as a key: a jitted function as its name, code and closure, all else as it is."""
+    if isinstance(value, Dispatcher):
+        function = value.py_func
+        cells = tuple(_stable(cell.cell_contents) for cell in function.__closure__ or ())
+        code = function.__code__.co_code
+        return "jitted", function.__module__, function.__qualname__, code, cells
+    return value
+
+
+class _StableClosureKeys(FunctionCache):
+    def _index_key(self, sig, codegen):
+        sig, magic, (code_hash, _) = super()._index_key(sig, codegen)
+        closure = self._py_func.__closure__ or ()
+        cells = dumps(tuple(_stable(cell.cell_contents) for cell in closure)) if closure else b""
+        return sig, magic, (code_hash, hashlib.sha256(cells).hexdigest())
+
+
 def cached_kernel(**options):
     """``numba.njit(cache=True, **options)``, its data files named by signature."""
 
@@ -80,8 +105,11 @@ def cached_kernel(**options):
             dispatcher = njit(cache=True, **options)(function)
         except RuntimeError:  # "no locator available": nowhere writable, so compile in memory
             return njit(**options)(function)
-        cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
-        if type(cache_file) is IndexDataCacheFile:  # numba's own, as this module expects
+        cache = getattr(dispatcher, "_cache", None)
+        if type(cache) is FunctionCache:  # numba's own, as this module expects
+            cache.__class__ = _StableClosureKeys
+        cache_file = getattr(cache, "_cache_file", None)
+        if type(cache_file) is IndexDataCacheFile:
             cache_file.__class__ = _SignatureNamedFiles
         return dispatcher
 
