@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from reference import ref_avg_pool_backward, ref_max_pool, ref_max_pool_backward
+from reference import ref_avg_pool, ref_avg_pool_backward, ref_max_pool, ref_max_pool_backward
 from test_reference import assert_same
 
 import poolnd
@@ -57,6 +57,35 @@ def test_one_shape_in_every_dtype_and_byte_order_pools_right():
         assert_same(got, ref_max_pool(x, (2, 2))[0])
 
 
+def test_an_average_in_every_layout_dtype_and_result_dtype_pools_right():
+    # the average's forward is prepared per layout, dtype and arguments: each must miss
+    for dtype in (np.float64, np.float32, ">f4", np.float16, np.int16, np.uint8, np.bool_):
+        x = np.abs(np.nan_to_num(_values(4))).astype(dtype)
+        for result in (None, np.uint8, np.float32):
+            want = ref_avg_pool(x, (3, 2), 2, 1, ceil_mode=True, count_include_pad=False,
+                                dtype=result)
+            for name, arr in _layouts(x):
+                for _ in range(2):  # the call that prepares, then one that finds it
+                    got = poolnd.avg_pool2d(arr, (3, 2), 2, 1, True, False, dtype=result)
+                    assert got.dtype == want.dtype.newbyteorder("="), (dtype, result, name)
+                    np.testing.assert_allclose(got, want, err_msg=name,
+                                               rtol=1e-3 if got.dtype == np.float16 else 1e-6)
+    layer = nn.AvgPool2d(2, channels_last=True)
+    x = _values(5)
+    for _ in range(2):
+        np.testing.assert_allclose(layer(np.moveaxis(x, 1, -1)),
+                                   np.moveaxis(ref_avg_pool(x, (2, 2)), 1, -1))
+
+
+def test_a_repeated_average_to_integers_still_refuses_nan():
+    x = np.abs(np.nan_to_num(_values(6)))
+    poolnd.avg_pool2d(x, 2, dtype=np.uint8)
+    poolnd.avg_pool2d(x, 2, dtype=np.uint8)  # prepared
+    x[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="x holds NaN"):
+        poolnd.avg_pool2d(x, 2, dtype=np.uint8)
+
+
 def test_other_arguments_miss_and_are_checked_again():
     x = _values(3)
     for kernel, stride in [((2, 2), None), ((2, 3), None), ((2, 3), 1), ((3, 3), (1, 2))]:
@@ -88,7 +117,12 @@ def test_arguments_that_are_not_plain_values_are_pooled_but_never_kept():
     # a NumPy scalar's repr names its type and value: kept
     for kernel in ((2, 2), np.int64(2)):
         assert_same(poolnd.max_pool2d(x, kernel), ref_max_pool(x, (2, 2))[0])
-    assert len(_prepared._prepared) == 2
+        assert any(repr(kernel) in text for _, text in _prepared._prepared), kernel
+
+
+def _layouts_kept():
+    """The input layouts of the prepared calls kept."""
+    return {call_key[0] for call_key in _prepared._prepared}
 
 
 def test_an_unaligned_input_of_a_prepared_layout_is_a_layout_of_its_own():
@@ -102,7 +136,7 @@ def test_an_unaligned_input_of_a_prepared_layout_is_a_layout_of_its_own():
     _prepared._prepared.clear()
     for given in (x, unaligned, x):
         assert_same(poolnd.max_pool2d(given, 2), ref_max_pool(x, (2, 2))[0])
-    assert len(_prepared._prepared) == 2
+    assert len(_layouts_kept()) == 2
     layer = nn.MaxPool2d(2)
     y = layer(x)
     want, idx = ref_max_pool(x, (2, 2))

@@ -53,6 +53,11 @@ class PoolPlan:
         return math.prod(self.kernel)
 
     @property
+    def in_order(self) -> bool:
+        """Whether the canonical layout keeps the input's axis order (``perm`` moves none)."""
+        return self.perm == tuple(range(len(self.in_shape)))
+
+    @property
     def out_shape(self) -> tuple[int, ...]:
         """Shape of the output in the input's own axis order."""
         shape = list(self.in_shape)

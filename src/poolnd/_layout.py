@@ -138,7 +138,7 @@ def as_kernel_array(arr: np.ndarray) -> np.ndarray:
 def in_place(arr: np.ndarray, plan: PoolPlan, dtype) -> bool:
     """Whether ``arr`` is already what a kernel reads: in the input's axis order,
     C-contiguous and in ``dtype`` (then a reshape gives its row view, no copy)."""
-    return (plan.perm == tuple(range(len(plan.in_shape))) and arr.dtype == dtype
+    return (plan.in_order and arr.dtype == dtype
             and arr.flags.c_contiguous)
 
 

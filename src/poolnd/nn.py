@@ -31,7 +31,7 @@ from ._families.adaptive import (
     adaptive_max_backward_window,
     adaptive_max_planned,
 )
-from ._families.avg import avg_backward_planned, avg_pool_planned
+from ._families.avg import avg_backward_planned, avg_pool_call
 from ._families.fractional import fractional_backward_window, fractional_planned, fractional_samples
 from ._families.lp import lp_layer_backward, lp_layer_forward
 from ._families.max import (
@@ -304,8 +304,11 @@ class AvgPoolNd(_Pool):
 
     def forward(self, x: ArrayLike) -> np.ndarray:
         x = _input(x)
-        plan = self._plan_for(x)
-        out = avg_pool_planned(x, plan, self.count_include_pad, self._override)
+        geometry = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                    self.axes)
+        plan, call = avg_pool_call(x, geometry, self.count_include_pad, self._override, None,
+                                   self._op, self._n)
+        out = call(x)
         self._save(plan)
         return out
 

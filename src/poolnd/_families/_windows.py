@@ -12,9 +12,20 @@ import math
 import numpy as np
 
 from .. import _parallel
+from .._geometry import PoolPlan
 from .._kernels import _rows
 from .._kernels.running import running_pool as _running_pool
-from .._layout import as_kernel_args, as_row_array, read_only, run_rows
+from .._layout import (
+    as_kernel_args,
+    as_row_array,
+    from_canonical,
+    in_place,
+    plan_rows,
+    read_only,
+    run_rows,
+    to_canonical,
+    window_geometry,
+)
 
 # Sums need no divisors (the max kernels take the same arguments as the average's).
 NO_DIVISORS = tuple(read_only(np.ones(1)) for _ in range(3))  # as avg's: see read_only
@@ -46,6 +57,47 @@ def forward_rows(x, out, positions, geometry, reduction, identity, flat_index=Fa
     rows_pos = rows_out if positions is None else as_row_array(positions)
     run_rows(kernel, as_row_array(x), rows_out, rows_pos, channels, flat_index, k, s, d, p,
               identity, NO_DIVISORS if divisors is None else divisors)
+
+
+def prepared_row_walk(plan: PoolPlan, x: np.ndarray, reduction: int, identity, *,
+                      write=None, positions=None, flat_index: bool = False,
+                      divisors=NO_DIVISORS):
+    """``x -> (values, positions)``: the row walk of :func:`forward_rows` for one plan
+    and inputs laid out as ``x`` (in the dtype the kernel reads), its kernel, views and
+    arguments chosen once, for a prepared call (see ``._prepared``).
+
+    Values are written in ``write`` (default ``x``'s dtype); ``positions`` is their
+    dtype, or None for none. Results are allocated in the input's axis order when the
+    canonical layout keeps it, so the kernel writes them through views.
+    """
+    dtype = x.dtype
+    write = dtype if write is None else np.dtype(write)
+    k, s, d, p, _, _ = as_kernel_args(window_geometry(plan))
+    channels, rows, out_rows = plan_rows(plan)
+    kernel = _parallel.Direct(_rows.forward_kernel(
+        reduction, positions is not None,
+        _rows.literal_shape(channels, k[2], s[2], d[2], reduction, dtype)))
+    out_shape = plan.out_shape if plan.in_order else out_rows
+    # the key holds the layout: an input in place now is in place at every call
+    reads_in_place = in_place(x, plan, dtype)
+    arguments = (channels, flat_index, k, s, d, p, identity, divisors)
+
+    def shaped(result):
+        return result if plan.in_order else from_canonical(result, plan, plan.out_lengths)
+
+    def call(x):
+        if reads_in_place:
+            x_rows = x.reshape(rows)
+        else:
+            x_rows = to_canonical(x, plan, plan.lengths, dtype).reshape(rows)
+        x_rows.flags.writeable = False  # a view of its own: run_rows need not make one
+        out = np.empty(out_shape, write)
+        at = out if positions is None else np.empty(out_shape, positions)
+        out_view, at_view = out.reshape(out_rows), at.reshape(out_rows)
+        run_rows(kernel, x_rows, out_view, at_view, *arguments)
+        return shaped(out), (None if positions is None else shaped(at))
+
+    return call
 
 
 def pool_separably(x, geometry, reduction, identity):

@@ -36,8 +36,8 @@ from .._layout import (
     window_geometry,
 )
 from .._parallel import Direct
-from ._prepared import layout, prepared
-from ._windows import forward_rows, is_large_window, pool_separably
+from ._prepared import layout, prepared, prepared_for
+from ._windows import forward_rows, is_large_window, pool_separably, prepared_row_walk
 
 
 @lru_cache(maxsize=256)
@@ -151,11 +151,16 @@ def avg_backward_canonical(grad, lengths, geometry, include_pad: bool, override:
     return grad_in
 
 
+def _refuse_nan(x, result: np.dtype) -> None:
+    if np.isnan(x).any():
+        raise ValueError(f"x holds NaN, which has no average in dtype={result}; "
+                         "pool in a float dtype, or replace the NaN first")
+
+
 def avg_pool_planned(x, plan: PoolPlan, include_pad: bool, override: int, dtype=None):
     dtypes = avg_dtypes(x.dtype, dtype, math.prod(plan.kernel))
-    if dtypes.result.kind != "f" and x.dtype.kind == "f" and np.isnan(x).any():
-        raise ValueError(f"x holds NaN, which has no average in dtype={dtypes.result}; "
-                         "pool in a float dtype, or replace the NaN first")
+    if dtypes.result.kind != "f" and x.dtype.kind == "f":
+        _refuse_nan(x, dtypes.result)
     canonical = to_canonical(x, plan, plan.lengths, dtypes.read)
     out = avg_canonical(canonical, window_geometry(plan), include_pad, override,
                         dtypes.accumulate, dtypes.write)
@@ -206,10 +211,47 @@ def _backward_planned(grad, plan: PoolPlan, include_pad: bool, override: int):
 def avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
               divisor_override, axes, dtype, *, op, n=None):
     x = as_real_array(x, "x")
-    include_pad = check_flag("count_include_pad", count_include_pad)
-    override = check_divisor(divisor_override)
-    plan = plan_pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes, n)
-    return avg_pool_planned(x, plan, include_pad, override, dtype)
+    geometry = (kernel_size, stride, padding, dilation, ceil_mode, axes)
+
+    def prepare():  # the checks too: a repeated call skips them with the rest
+        include_pad = check_flag("count_include_pad", count_include_pad)
+        override = check_divisor(divisor_override)
+        return avg_pool_call(x, geometry, include_pad, override, dtype, op, n)[1]
+
+    return prepared_for(x, ("avg_pool", geometry, count_include_pad, divisor_override, dtype,
+                            op, n), prepare)(x)
+
+
+def avg_pool_call(x: np.ndarray, geometry: tuple, include_pad: bool, override: int, dtype,
+                  op: str, n=None):
+    """``(plan, call)``: average pooling of inputs laid out as ``x`` with the arguments
+    ``geometry`` (kernel_size to axes, as given), ``call(x) -> averages``, prepared once
+    per layout and arguments (see :mod:`._prepared`)."""
+
+    def prepare():
+        plan = plan_pool(op, x.shape, *geometry, n)
+        return plan, _prepare(plan, x, include_pad, override, dtype)
+
+    return prepared_for(x, ("avg", geometry, include_pad, override, dtype, op, n), prepare)
+
+
+def _prepare(plan: PoolPlan, x: np.ndarray, include_pad: bool, override: int, dtype):
+    """``x -> averages`` for one plan and inputs laid out as ``x``: the row walk of up to
+    three axes over input in the dtype it is read in is prepared (see
+    :func:`prepared_row_walk`); the rest goes the general way."""
+    dtypes = avg_dtypes(x.dtype, dtype, plan.window_size)  # refuses a bad dtype: nothing kept
+    geometry = window_geometry(plan)
+    if (plan.ndim > KERNEL_AXES or is_large_window(geometry) or dtypes.read != x.dtype
+            or dtypes.write != dtypes.result):
+        return lambda x: avg_pool_planned(x, plan, include_pad, override, dtype)
+    walk = prepared_row_walk(plan, x, SUM, dtypes.accumulate.type(0), write=dtypes.write,
+                             divisors=divisors(plan.lengths, geometry, include_pad, override))
+    if dtypes.result.kind != "f" and x.dtype.kind == "f":
+        def call(x):
+            _refuse_nan(x, dtypes.result)
+            return walk(x)[0]
+        return call
+    return lambda x: walk(x)[0]
 
 
 def avg_pool_backward(grad_output, input_shape, kernel_size, stride, padding, dilation,

@@ -16,9 +16,7 @@ from .._geometry import (
     check_shape,
     plan_pool,
 )
-from .._kernels import _rows
 from .._kernels import max as _max_kernels
-from .._kernels._rows import forward_kernel
 from .._kernels.reductions import MAX, MAX_OMIT_NAN
 from .._layout import (
     KERNEL_AXES,
@@ -31,7 +29,6 @@ from .._layout import (
     new_input_like,
     plan_rows,
     run_planes,
-    run_rows,
     stage_geometry,
     to_canonical,
     window_geometry,
@@ -48,7 +45,7 @@ from .._positions import (
     window_to_flat,
 )
 from ._prepared import layout, prepared, prepared_for
-from ._windows import NO_DIVISORS, forward_rows, is_large_window, pool_separably
+from ._windows import forward_rows, is_large_window, pool_separably, prepared_row_walk
 
 
 def _max_canonical(x: np.ndarray, geometry, kind: int, omit_nan: bool):
@@ -107,17 +104,19 @@ def max_pool_call(x: np.ndarray, geometry: tuple, kind: int, omit_nan: bool, op:
 
     def prepare():
         plan = plan_pool(op, x.shape, *geometry, n)
-        return plan, _prepare(plan, x.dtype, x.flags.c_contiguous, kind, omit_nan)
+        return plan, _prepare(plan, x, kind, omit_nan)
 
     return prepared_for(x, ("max", geometry, kind, omit_nan, op, n), prepare)
 
 
-def _prepare(plan: PoolPlan, dtype: np.dtype, contiguous: bool, kind: int, omit_nan: bool):
-    """The per-call work of max pooling for one plan and dtype: ``x -> (values, positions)``.
+def _prepare(plan: PoolPlan, x: np.ndarray, kind: int, omit_nan: bool):
+    """The per-call work of max pooling for one plan and inputs laid out as ``x``:
+    ``x -> (values, positions)``.
 
-    The row walk of up to three axes in the input's own dtype runs with its
-    kernel, views and arguments chosen here; the rest goes the general way.
+    The row walk of up to three axes in the input's own dtype is prepared (see
+    :func:`prepared_row_walk`); the rest goes the general way.
     """
+    dtype = x.dtype
     geometry = window_geometry(plan)
     if kind == WINDOW_POSITION and plan.ndim > KERNEL_AXES:
         return lambda x: max_pool_with_window_positions(x, plan, omit_nan)
@@ -125,38 +124,11 @@ def _prepare(plan: PoolPlan, dtype: np.dtype, contiguous: bool, kind: int, omit_
             or (kind == NO_POSITION and is_large_window(geometry))):
         return lambda x: max_pool_planned(x, plan, kind, omit_nan)
     omit_nan = omit_nan and dtype.kind == "f"
-    reduction = MAX_OMIT_NAN if omit_nan else MAX
-    lowest = max_identity(dtype, omit_nan)
-    k, s, d, p, _, _ = as_kernel_args(geometry)
-    channels, rows, out_rows = plan_rows(plan)
-    kernel = Direct(forward_kernel(reduction, kind != NO_POSITION,
-                                   _rows.literal_shape(channels, k[2], s[2], d[2], reduction,
-                                                       dtype)))
-    positions = position_dtype(kind, plan.window_size)
-    # results are allocated in the input's axis order, the kernel writes them through views
-    in_order = plan.perm == tuple(range(len(plan.in_shape)))
-    out_shape = plan.out_shape if in_order else out_rows
-
-    def shaped(result):
-        return result if in_order else from_canonical(result, plan, plan.out_lengths)
-
-    # the key holds the strides: an input in place now is in place at every call
-    in_place = in_order and contiguous
-    arguments = (channels, kind == FLAT_INDEX, k, s, d, p, lowest, NO_DIVISORS)
-
-    def call(x):
-        if in_place:
-            x_rows = x.reshape(rows)
-        else:
-            x_rows = to_canonical(x, plan, plan.lengths, dtype).reshape(rows)
-        x_rows.flags.writeable = False  # a view of its own: run_rows need not make one
-        out = np.empty(out_shape, dtype)
-        at = np.empty(out_shape, positions) if kind != NO_POSITION else out
-        out_view, at_view = out.reshape(out_rows), at.reshape(out_rows)
-        run_rows(kernel, x_rows, out_view, at_view, *arguments)
-        return shaped(out), (None if kind == NO_POSITION else shaped(at))
-
-    return call
+    return prepared_row_walk(plan, x, MAX_OMIT_NAN if omit_nan else MAX,
+                             max_identity(dtype, omit_nan),
+                             positions=(None if kind == NO_POSITION
+                                        else position_dtype(kind, plan.window_size)),
+                             flat_index=kind == FLAT_INDEX)
 
 
 def max_pool_backward(grad_output, indices, input_shape, kernel_size, stride, padding, dilation,
