@@ -61,7 +61,7 @@ from numba.np.numpy_support import as_dtype
 
 from ._cache import cached_kernel
 from ._windows import inside_outputs, per_output, taps_in_input
-from .reductions import MAX_OMIT_NAN, SUM, beats
+from .reductions import MAX, MAX_OMIT_NAN, SUM, beats
 
 # (C, kw, sw, dw) of the rows that get a loop with literal sizes: one channel (or
 # channels-first data), and 2x2 windows of RGB and RGBA images; each one is a kernel of
@@ -96,61 +96,94 @@ def _store_typed(row, i, value):
 
 
 @njit(inline="always")
-def _merge(acc, codes, i, v, tap_code, with_positions, reduction):
-    """Merge one tap's value into output ``i`` (an index or an index tuple).
-
-    A select, not a branch, so that loops vectorise.
-    """
+def _merge(acc, i, v, reduction):
+    """Merge one tap's value into output ``i``: a select, not a branch, so that loops
+    vectorise."""
     held = acc[i]
     if reduction == SUM:
         acc[i] = held + v
         return
-    wins = beats(v, held, reduction)
-    acc[i] = v if wins else held
-    if with_positions:
-        codes[i] = tap_code if wins else codes[i]
+    acc[i] = v if beats(v, held, reduction) else held
 
 
 @njit(inline="always")
-def _merge_run(x_run, acc_run, codes_run, n, tap_code, with_positions, reduction):
+def _merge_run(x_run, acc_run, n, reduction):
     """Merge ``x_run[:n]`` into ``acc_run[:n]``.
 
     Views that start together: an index offset by a variable would stop the
     compiler from vectorising. Callers make each view once per run.
     """
     for j in range(n):
-        _merge(acc_run, codes_run, j, x_run[j], tap_code, with_positions, reduction)
+        _merge(acc_run, j, x_run[j], reduction)
 
 
 @njit(inline="always")
-def _fold_window(x_row, acc, codes, ow, tw_lo, tw_hi, start, C, dw, code, code_tap,
-                 with_positions, reduction):
+def _fold_window(x_row, acc, ow, tw_lo, tw_hi, start, C, dw, reduction):
     """Merge taps ``tw_lo..tw_hi-1`` of the window at ``start`` into output ``ow``, per channel."""
     if C == 1:  # an edge window of a row: views would cost more than they save
         for tw in range(tw_lo, tw_hi):
-            _merge(acc, codes, ow, x_row[start + tw * dw], code + tw * code_tap, with_positions,
-                   reduction)
+            _merge(acc, ow, x_row[start + tw * dw], reduction)
         return
     acc_w = acc[ow * C:(ow + 1) * C]
-    codes_w = codes[ow * C:(ow + 1) * C] if with_positions else codes
     for tw in range(tw_lo, tw_hi):
         x_at = (start + tw * dw) * C
-        _merge_run(x_row[x_at:x_at + C], acc_w, codes_w, C, code + tw * code_tap,
-                   with_positions, reduction)
+        _merge_run(x_row[x_at:x_at + C], acc_w, C, reduction)
+
+
+@njit(inline="always")
+def _locate_window(x_row, best, codes, ow, tw_lo, tw_hi, start, C, dw, code, code_tap,
+                   find_nan):
+    """:func:`_locate_inside` for the edge window ``ow``, taps ``tw_lo..tw_hi-1``."""
+    for c in range(C):
+        i = ow * C + c
+        m, p = best[i], codes[i]
+        for t in range(tw_hi - tw_lo):
+            tw = tw_lo + t if find_nan else tw_hi - 1 - t
+            v = x_row[(start + tw * dw) * C + c]
+            hit = (v != v) if find_nan else (v == m)
+            p = code + tw * code_tap if hit else p
+        codes[i] = p
+
+
+@njit(inline="always")
+def _locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
+                   find_nan):
+    """Take, for each inside window ``ow_lo..ow_hi-1`` of a row, the code of each of its
+    taps in ``x_row`` that equals the window's maximum ``best``, visiting them last to
+    first (``find_nan``: each NaN, first to last), so that the one taken last is the
+    first maximum in row-major order (the last NaN) when the rows too are visited so.
+
+    Positions are found after the values: each select here tests one comparison, and
+    the loop vectorises, where merging value and position together (a compound test)
+    became a mispredicted branch per tap, six times as slow.
+    """
+    x_in = x_row[(ow_lo * sw - pw) * C:]
+    best_in = best[ow_lo * C:ow_hi * C]
+    codes_in = codes[ow_lo * C:ow_hi * C]
+    for j in range(ow_hi - ow_lo):
+        for c in range(C):  # in a literal loop C and kw are literals: both unroll
+            i = j * C + c
+            m, p = best_in[i], codes_in[i]
+            for t in range(kw):
+                tw = t if find_nan else kw - 1 - t
+                v = x_in[(j * sw + tw * dw) * C + c]
+                hit = (v != v) if find_nan else (v == m)
+                p = code + tw * code_tap if hit else p
+            codes_in[i] = p
 
 
 @cache
-def _make_literal_loop(with_positions, reduction, shape):
-    """The loop over a row's inside windows for ``(C, kw, sw, dw)`` literal."""
+def _make_literal_loops(reduction, shape):
+    """The loops over a row's inside windows for ``(C, kw, sw, dw)`` literal: the fold of
+    values, and the search for positions."""
     C, kw, sw, dw = LITERAL_SHAPES[shape]
 
     @njit(inline="always")
-    def fold_inside(x_row, acc, codes, ow_lo, ow_hi, pw, C_, kw_, sw_, dw_, code, code_tap):
+    def fold_inside(x_row, acc, ow_lo, ow_hi, pw, C_, kw_, sw_, dw_):
         # the row's sizes are this loop's literals, not the arguments; views from the
         # first inside window: no index is negative, none is offset
         x_in = x_row[(ow_lo * sw - pw) * C:]
         acc_in = acc[ow_lo * C:ow_hi * C]
-        codes_in = codes[ow_lo * C:ow_hi * C] if with_positions else codes
         if reduction == SUM:  # tap by tap into the sums: this order vectorises best
             for j in range(ow_hi - ow_lo):
                 for tw in range(kw):
@@ -160,18 +193,18 @@ def _make_literal_loop(with_positions, reduction, shape):
         for j in range(ow_hi - ow_lo):
             for c in range(C):  # C and kw are literals: the channels and taps unroll
                 best = acc_in[j * C + c]
-                best_code = codes_in[j * C + c] if with_positions else 0
                 for tw in range(kw):
                     v = x_in[(j * sw + tw * dw) * C + c]
-                    wins = beats(v, best, reduction)
-                    best = v if wins else best
-                    if with_positions:
-                        best_code = code + tw * code_tap if wins else best_code
+                    best = v if beats(v, best, reduction) else best
                 acc_in[j * C + c] = best
-                if with_positions:
-                    codes_in[j * C + c] = best_code
 
-    return fold_inside
+    @njit(inline="always")
+    def locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C_, kw_, sw_, dw_, code, code_tap,
+                      find_nan):
+        _locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
+                       find_nan)
+
+    return fold_inside, locate_inside
 
 
 @cache
@@ -182,11 +215,12 @@ def _make_whole_row_loop(with_positions, reduction, shape):
     (MNIST's 14 windows) the scratch row's passes cost more than the folds.
 
     ``x_0``, ``x_1`` are the two input rows and ``code_0``, ``code_1`` their first taps'
-    codes. A position is computed (``code + j*code_ow + code_first``), not loaded from a
-    table, and a sum is multiplied by ``inverse`` (exact: the caller checks that every
-    divisor is a power of two) times ``inverse_of_output[i]``: the compiler vectorises a
-    loop only when it can check, at run time, that the rows it writes overlap none it
-    reads, and it makes at most 8 such checks.
+    codes. The position is found after the value, as :func:`_locate_inside` does, and
+    computed (``code + j*code_ow + code_first``), not loaded from a table; a sum is
+    multiplied by ``inverse`` (exact: the caller checks that every divisor is a power of
+    two) times ``inverse_of_output[i]``: the compiler vectorises a loop only when it can
+    check, at run time, that the rows it writes overlap none it reads, and it makes at
+    most 8 such checks.
     """
     C, kw, sw, dw = LITERAL_SHAPES[shape]
 
@@ -196,26 +230,33 @@ def _make_whole_row_loop(with_positions, reduction, shape):
         for j in range(out_row.shape[0] // C):
             for c in range(C):  # C and kw are literals: channels and taps unroll
                 best = identity
-                best_code = code_0
                 for th in range(2):
                     x_th = x_0 if th == 0 else x_1
-                    code = code_0 if th == 0 else code_1
                     for tw in range(kw):
                         v = x_th[(j * sw + tw * dw) * C + c]
                         if reduction == SUM:
                             best += v
                         else:
-                            wins = beats(v, best, reduction)
-                            best = v if wins else best
-                            if with_positions:
-                                best_code = code + tw * code_tap if wins else best_code
+                            best = v if beats(v, best, reduction) else best
                 i = j * C + c
                 if reduction == SUM:
                     _store(out_row, i, best * (inverse * inverse_of_output[i]))
-                else:
-                    out_row[i] = best
-                    if with_positions:
-                        pos_row[i] = best_code + j * code_ow + code_first
+                    continue
+                out_row[i] = best
+                if not with_positions:
+                    continue
+                # the first tap equal to the maximum: taps visited last to first; then,
+                # under MAX, the last NaN (a NaN tap makes the maximum a NaN)
+                p = code_0
+                for t in range(2 * kw - 1, -1, -1):
+                    th, tw = t // kw, t % kw
+                    v = (x_0 if th == 0 else x_1)[(j * sw + tw * dw) * C + c]
+                    p = (code_0 if th == 0 else code_1) + tw * code_tap if v == best else p
+                for t in range(2 * kw):
+                    th, tw = t // kw, t % kw
+                    v = (x_0 if th == 0 else x_1)[(j * sw + tw * dw) * C + c]
+                    p = (code_0 if th == 0 else code_1) + tw * code_tap if v != v else p
+                pos_row[i] = p + j * code_ow + code_first
 
     return fold_row
 
@@ -263,32 +304,34 @@ def _fold_whole_row_typed(shape, with_positions, reduction, x_0, x_1, out_row, p
 
 
 @cache
-def _make_generic_loop(with_positions, reduction):
-    """The loop over a row's inside windows for any ``(C, kw, sw, dw)``."""
+def _make_generic_loops(reduction):
+    """The loops over a row's inside windows for any ``(C, kw, sw, dw)``: the fold of
+    values, and the search for positions."""
 
     @njit(inline="always")
-    def fold_inside(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap):
-        _fold_inside_generic(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
-                             with_positions, reduction)
+    def fold_inside(x_row, acc, ow_lo, ow_hi, pw, C, kw, sw, dw):
+        _fold_inside_generic(x_row, acc, ow_lo, ow_hi, pw, C, kw, sw, dw, reduction)
 
-    return fold_inside
+    @njit(inline="always")
+    def locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
+                      find_nan):
+        _locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
+                       find_nan)
+
+    return fold_inside, locate_inside
 
 
 @njit(forceinline=True)
-def _fold_inside_generic(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
-                         with_positions, reduction):
+def _fold_inside_generic(x_row, acc, ow_lo, ow_hi, pw, C, kw, sw, dw, reduction):
     # at stride 1 the inside windows' taps form one contiguous run per tap; otherwise
     # window by window, each run over the window's C channels
     n_runs, n = (1, (ow_hi - ow_lo) * C) if sw == 1 else (ow_hi - ow_lo, C)
     for ow in range(ow_lo, ow_lo + n_runs):
-        _fold_taps(x_row, (ow * sw - pw) * C, dw * C, acc[ow * C:ow * C + n],
-                   codes[ow * C:ow * C + n] if with_positions else codes, n, kw, code, code_tap,
-                   with_positions, reduction)
+        _fold_taps(x_row, (ow * sw - pw) * C, dw * C, acc[ow * C:ow * C + n], n, kw, reduction)
 
 
 @njit(inline="always")
-def _fold_taps(x_row, at, step, acc_run, codes_run, n, kw, code, code_tap, with_positions,
-               reduction):
+def _fold_taps(x_row, at, step, acc_run, n, kw, reduction):
     """Merge ``kw`` runs of ``n`` elements, ``x_row[at + tw*step:][:n]``, into ``acc_run``.
 
     Three taps per pass with each output's best in a register, the last
@@ -296,39 +339,30 @@ def _fold_taps(x_row, at, step, acc_run, codes_run, n, kw, code, code_tap, with_
     loaded wherever the tap loses, and the compiler makes that a masked store,
     which on AMD cores costs several times the merge itself.
     """
-    for tw in range(0, kw - 2, 3):
-        _merge_three(x_row[at:], x_row[at + step:], x_row[at + 2 * step:], acc_run, codes_run,
-                     n, code + tw * code_tap, code_tap, with_positions, reduction)
+    for _ in range(0, kw - 2, 3):
+        _merge_three(x_row[at:], x_row[at + step:], x_row[at + 2 * step:], acc_run, n,
+                     reduction)
         at += 3 * step
-    for tw in range(kw - kw % 3, kw):
-        _merge_run(x_row[at:], acc_run, codes_run, n, code + tw * code_tap, with_positions,
-                   reduction)
+    for _ in range(kw - kw % 3, kw):
+        _merge_run(x_row[at:], acc_run, n, reduction)
         at += step
 
 
 @njit(inline="always")
-def _merge_three(x_0, x_1, x_2, acc_w, codes_w, n, tap_code, code_tap, with_positions,
-                 reduction):
-    """Merge ``x_0[:n]``, ``x_1[:n]``, ``x_2[:n]`` (taps ``tap_code`` and the next two), in
-    that order, into ``acc_w``, each output's best held in a register."""
+def _merge_three(x_0, x_1, x_2, acc_w, n, reduction):
+    """Merge ``x_0[:n]``, ``x_1[:n]``, ``x_2[:n]``, in that order, into ``acc_w``, each
+    output's best held in a register."""
     for c in range(n):
         best = acc_w[c]
         if reduction == SUM:
             acc_w[c] = best + x_0[c] + x_1[c] + x_2[c]
             continue
-        best_code = codes_w[c] if with_positions else 0
         v = x_0[c]
-        wins = beats(v, best, reduction)
-        best, best_code = (v, tap_code) if wins else (best, best_code)
+        best = v if beats(v, best, reduction) else best
         v = x_1[c]
-        wins = beats(v, best, reduction)
-        best, best_code = (v, tap_code + code_tap) if wins else (best, best_code)
+        best = v if beats(v, best, reduction) else best
         v = x_2[c]
-        wins = beats(v, best, reduction)
-        best, best_code = (v, tap_code + 2 * code_tap) if wins else (best, best_code)
-        acc_w[c] = best
-        if with_positions:
-            codes_w[c] = best_code
+        acc_w[c] = v if beats(v, best, reduction) else best
 
 
 # The dtypes networks and images hold (float16 is pooled as float32, bools as uint8).
@@ -363,8 +397,29 @@ def forward_kernel(reduction, with_positions, shape):
     # the loop over inside windows is chosen here, not by a numba overload: an overload
     # inlined into numba's IR is first compiled on its own as well (a tenth of a kernel's
     # compile time); the whole-row loop stays one (see _fold_whole_row_typed)
-    fold_inside = (_make_literal_loop(with_positions, reduction, shape) if literal
-                   else _make_generic_loop(with_positions, reduction))
+    fold_inside, locate_inside = (_make_literal_loops(reduction, shape) if literal
+                                  else _make_generic_loops(reduction))
+
+    @njit(inline="always")
+    def locate(x, b, out_row, codes, d0, h0, td_lo, td_hi, th_lo, th_hi, dd, dh, H, W, kh, C,
+               kw, sw, dw, pw, ow_lo, ow_hi, OW, flat_index, code_tap, find_nan):
+        """Codes of the row's maxima (see _locate_inside): the window's input rows last to
+        first (``find_nan``: first to last)."""
+        n_h = th_hi - th_lo
+        n_rows = (td_hi - td_lo) * n_h
+        for k in range(n_rows):
+            r = k if find_nan else n_rows - 1 - k
+            td, th = td_lo + r // n_h, th_lo + r % n_h
+            i_d, i_h = d0 + td * dd, h0 + th * dh
+            code = _row_code(flat_index, i_d, i_h, H, W, td, th, kh, kw)
+            x_row = x[b, i_d, i_h]
+            locate_inside(x_row, out_row, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
+                          find_nan)
+            for e in range(ow_lo + OW - ow_hi):
+                ow = e if e < ow_lo else ow_hi + e - ow_lo
+                start, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
+                _locate_window(x_row, out_row, codes, ow, tw_lo, tw_hi, start, C, dw, code,
+                               code_tap, find_nan)
 
     # error_model="numpy": no test for division by zero (divisors are >= 1) in the loops
     @cached_kernel(nogil=True, error_model="numpy")
@@ -434,16 +489,20 @@ def forward_kernel(reduction, with_positions, shape):
             for td in range(td_lo, td_hi):
                 for th in range(th_lo, th_hi):
                     i_d, i_h = d0 + td * dd, h0 + th * dh
-                    code = _row_code(flat_index, i_d, i_h, H, W, td, th, kh, kw)
                     x_row = x[b, i_d, i_h]
-                    fold_inside(x_row, acc, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap)
+                    fold_inside(x_row, acc, ow_lo, ow_hi, pw, C, kw, sw, dw)
                     for e in range(ow_lo + OW - ow_hi):
                         ow = e if e < ow_lo else ow_hi + e - ow_lo  # the left edge, then the right
                         start, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
-                        _fold_window(x_row, acc, codes, ow, tw_lo, tw_hi, start, C, dw, code,
-                                     code_tap, with_positions, reduction)
-            # loops over the whole row, not array expressions (those would allocate)
-            if with_positions:
+                        _fold_window(x_row, acc, ow, tw_lo, tw_hi, start, C, dw, reduction)
+            if with_positions:  # found after the values, for the first maxima
+                locate(x, b, out_row, codes, d0, h0, td_lo, td_hi, th_lo, th_hi, dd, dh, H, W, kh,
+                       C, kw, sw, dw, pw, ow_lo, ow_hi, OW, flat_index, code_tap, False)
+                # under MAX a NaN tap makes its window's maximum a NaN: its last NaN's
+                if reduction == MAX and _has_nan(out_row):
+                    locate(x, b, out_row, codes, d0, h0, td_lo, td_hi, th_lo, th_hi, dd, dh, H,
+                           W, kh, C, kw, sw, dw, pw, ow_lo, ow_hi, OW, flat_index, code_tap, True)
+                # loops over the whole row, not array expressions (those would allocate)
                 for i in range(OW * C):
                     pos_row[i] = codes[i] + code_of_output[i]
             if reduction == SUM and powers_of_two_on_w and is_power_of_two(scale):
@@ -467,6 +526,15 @@ def _next_row(oh, od, b, OH, OD):
         if od == OD:
             od, b = 0, b + 1
     return oh, od, b
+
+
+@njit(forceinline=True)
+def _has_nan(row):
+    """Whether ``row`` holds a NaN (never, for integers)."""
+    found = False
+    for v in row:
+        found |= v != v
+    return found
 
 
 @njit(forceinline=True)
