@@ -211,7 +211,8 @@ def _make_literal_loops(reduction, shape):
 def _make_whole_row_loop(with_positions, reduction, shape):
     """An output row of 2-d windows two rows high, all inside the input, ``(C, kw, sw, dw)``
     literal, folded straight into the output: each window's taps held in registers, its
-    value and position written once, no scratch row and nothing to finish. On short rows
+    value and position written once, no scratch row and nothing to finish (a row whose
+    maxima hold a NaN then goes the row walk, for its last NaN's position). On short rows
     (MNIST's 14 windows) the scratch row's passes cost more than the folds.
 
     ``x_0``, ``x_1`` are the two input rows and ``code_0``, ``code_1`` their first taps'
@@ -245,17 +246,12 @@ def _make_whole_row_loop(with_positions, reduction, shape):
                 out_row[i] = best
                 if not with_positions:
                     continue
-                # the first tap equal to the maximum: taps visited last to first; then,
-                # under MAX, the last NaN (a NaN tap makes the maximum a NaN)
+                # the first tap equal to the maximum: taps visited last to first
                 p = code_0
                 for t in range(2 * kw - 1, -1, -1):
                     th, tw = t // kw, t % kw
                     v = (x_0 if th == 0 else x_1)[(j * sw + tw * dw) * C + c]
                     p = (code_0 if th == 0 else code_1) + tw * code_tap if v == best else p
-                for t in range(2 * kw):
-                    th, tw = t // kw, t % kw
-                    v = (x_0 if th == 0 else x_1)[(j * sw + tw * dw) * C + c]
-                    p = (code_0 if th == 0 else code_1) + tw * code_tap if v != v else p
                 pos_row[i] = p + j * code_ow + code_first
 
     return fold_row
@@ -474,8 +470,10 @@ def forward_kernel(reduction, with_positions, shape):
                                 out_row, pos_row, _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
                                 _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw), code_tap,
                                 code_ow, code_0, identity, 1.0 / scale, inverse_of_output)
-                oh, od, b = _next_row(oh, od, b, OH, OD)
-                continue
+                # a NaN maximum's position is its last NaN's: rare, and left to the walk
+                if not (with_positions and _has_nan(out_row)):
+                    oh, od, b = _next_row(oh, od, b, OH, OD)
+                    continue
             acc = sums if reduction == SUM else out_row
             acc[:] = identity
             if with_positions:  # each window's first tap inside the input
