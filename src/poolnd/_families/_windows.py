@@ -77,13 +77,14 @@ def prepared_row_walk(plan: PoolPlan, x: np.ndarray, reduction: int, identity, *
     kernel = _parallel.Direct(_rows.forward_kernel(
         reduction, positions is not None,
         _rows.literal_shape(channels, k[2], s[2], d[2], reduction, dtype)))
-    out_shape = plan.out_shape if plan.in_order else out_rows
+    in_order = plan.in_order  # a property, computed: once here, not at every call
+    out_shape = plan.out_shape if in_order else out_rows
     # the key holds the layout: an input in place now is in place at every call
     reads_in_place = in_place(x, plan, dtype)
     arguments = (channels, flat_index, k, s, d, p, identity, divisors)
 
     def shaped(result):
-        return result if plan.in_order else from_canonical(result, plan, plan.out_lengths)
+        return result if in_order else from_canonical(result, plan, plan.out_lengths)
 
     def call(x):
         if reads_in_place:
