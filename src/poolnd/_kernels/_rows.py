@@ -396,7 +396,8 @@ def forward_kernel(reduction, with_positions, shape):
     fold_inside, locate_inside = (_make_literal_loops(reduction, shape) if literal
                                   else _make_generic_loops(reduction))
 
-    @njit(inline="always")
+    # typed once and inlined by LLVM at both of its calls: called once per output row
+    @njit(forceinline=True)
     def locate(x, b, out_row, codes, d0, h0, td_lo, td_hi, th_lo, th_hi, dd, dh, H, W, kh, C,
                kw, sw, dw, pw, ow_lo, ow_hi, OW, flat_index, code_tap, find_nan):
         """Codes of the row's maxima (see _locate_inside): the window's input rows last to
