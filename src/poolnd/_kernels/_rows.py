@@ -308,13 +308,7 @@ def _make_generic_loops(reduction):
     def fold_inside(x_row, acc, ow_lo, ow_hi, pw, C, kw, sw, dw):
         _fold_inside_generic(x_row, acc, ow_lo, ow_hi, pw, C, kw, sw, dw, reduction)
 
-    @njit(inline="always")
-    def locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
-                      find_nan):
-        _locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
-                       find_nan)
-
-    return fold_inside, locate_inside
+    return fold_inside, _locate_inside
 
 
 @njit(forceinline=True)
