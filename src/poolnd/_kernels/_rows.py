@@ -17,10 +17,13 @@ Layout: ``x`` is ``(B, D, H, W*C)`` and ``out`` ``(B, OD, OH, OW*C)``: the
 inner batch axis ``C`` stays beside ``W``, so channels-last data is read in
 place.
 
-Positions are kept as codes in an int64 scratch row: tap ``tw`` of input
-row code ``code`` is ``code + tw*code_tap``, and the job turns the winner's
-code into the reported position, ``code + ow*code_ow + code_0``, once at the
-end (narrow position dtypes in the inner loop would stop it vectorising).
+Positions are found after the values (see :func:`_locate_inside`): each
+window's taps are compared with its maximum, last to first, and under MAX a
+row whose maxima hold a NaN is searched again for each window's last NaN.
+They are kept as codes in an int64 scratch row: tap ``tw`` of input row
+code ``code`` is ``code + tw*code_tap``, and the job turns each code into
+the reported position, ``code + ow*code_ow + code_0``, once at the end
+(narrow position dtypes in the inner loop would stop it vectorising).
 
 Three inner loops, picked per call so that the compiler vectorises each:
 - a common window shape, ``C == 1`` or an image's 3 or 4 channels: the
