@@ -98,6 +98,34 @@ def _store_typed(row, i, value):
     return store
 
 
+def _store_mean(row, i, total, shift):
+    """``_store(row, i, total / 2**shift)``, for ``shift >= 1`` a constant of the caller's."""
+
+
+@overload(_store_mean)
+def _store_mean_typed(row, i, total, shift):
+    """An integer sum into an integer row is rounded in integers: through float64 (its
+    rint and clipping) the loop ran three times as long on uint8 images, and so it did
+    with a shift the compiler could not see as a constant."""
+    if isinstance(row.dtype, types.Integer) and isinstance(total, types.Integer) and (
+            np.can_cast(as_dtype(row.dtype), as_dtype(total))):
+        info = np.iinfo(as_dtype(row.dtype))
+        wide = as_dtype(total).type
+        lowest, highest = wide(info.min), wide(info.max)
+
+        def store_shifted(row, i, total, shift):
+            # half to even: the floor of the quotient, plus one where the remainder is over
+            # half, or half and that floor odd
+            half_less_one = (wide(1) << (shift - 1)) - 1
+            q = (total + half_less_one + ((total >> shift) & 1)) >> shift
+            row[i] = min(max(q, lowest), highest)
+        return store_shifted
+
+    def store(row, i, total, shift):
+        _store(row, i, total * (0.5 ** shift))
+    return store
+
+
 @njit(inline="always")
 def _merge(acc, i, v, reduction):
     """Merge one tap's value into output ``i``: a select, not a branch, so that loops
@@ -221,19 +249,25 @@ def _make_whole_row_loop(with_positions, reduction, shape):
     ``x_0``, ``x_1`` are the two input rows and ``code_0``, ``code_1`` their first taps'
     codes. The position is found after the value, as :func:`_locate_inside` does, and
     computed (``code + j*code_ow + code_first``), not loaded from a table; a sum is
-    multiplied by ``inverse`` (exact: the caller checks that every divisor is a power of
-    two) times ``inverse_of_output[i]``: the compiler vectorises a loop only when it can
+    divided by the window's size, a literal power of two (the caller checks that every
+    divisor of the row is that size): the compiler vectorises a loop only when it can
     check, at run time, that the rows it writes overlap none it reads, and it makes at
-    most 8 such checks.
+    most 8 such checks, so no table of divisors is read.
     """
     C, kw, sw, dw = LITERAL_SHAPES[shape]
+    shift = (2 * kw).bit_length() - 1  # the window's size is 2**shift
 
     @njit(inline="always")
     def fold_row(x_0, x_1, out_row, pos_row, code_0, code_1, code_tap, code_ow, code_first,
-                 identity, inverse, inverse_of_output):
+                 identity):
         for j in range(out_row.shape[0] // C):
             for c in range(C):  # C and kw are literals: channels and taps unroll
-                best = identity
+                # not the identity, an argument: from a constant zero (an exact one for
+                # integers) or the first tap, the compiler may narrow the lanes and fold the
+                # first merge; from the identity, uint8 sums and 2x2 maxima with positions
+                # ran 3 and 2 times as long. The same bits: the first tap beats -inf or
+                # equals the dtype's minimum, and a sum's identity is zero.
+                best = identity - identity if reduction == SUM else x_0[j * sw * C + c]
                 for th in range(2):
                     x_th = x_0 if th == 0 else x_1
                     for tw in range(kw):
@@ -244,7 +278,7 @@ def _make_whole_row_loop(with_positions, reduction, shape):
                             best = v if beats(v, best, reduction) else best
                 i = j * C + c
                 if reduction == SUM:
-                    _store(out_row, i, best * (inverse * inverse_of_output[i]))
+                    _store_mean(out_row, i, best, shift)
                     continue
                 out_row[i] = best
                 if not with_positions:
@@ -269,14 +303,13 @@ def _literal_values(*arguments):
 
 
 def _fold_whole_row(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0,
-                    code_1, code_tap, code_ow, code_first, identity, inverse, inverse_of_output):
+                    code_1, code_tap, code_ow, code_first, identity):
     """Fold an output row of whole inside windows straight into it (see the overload)."""
 
 
 @overload(_fold_whole_row, prefer_literal=True, inline="always")
 def _fold_whole_row_typed(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0,
-                          code_1, code_tap, code_ow, code_first, identity, inverse,
-                          inverse_of_output):
+                          code_1, code_tap, code_ow, code_first, identity):
     """The loop for literal ``shape``, ``with_positions`` and ``reduction``; nothing for a
     shape without one (its kernels never take that branch).
 
@@ -289,15 +322,14 @@ def _fold_whole_row_typed(shape, with_positions, reduction, x_0, x_1, out_row, p
     shape_, positions_, reduction_ = choices
     if not WHOLE_ROWS[shape_]:
         def nothing(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0, code_1,
-                    code_tap, code_ow, code_first, identity, inverse, inverse_of_output):
+                    code_tap, code_ow, code_first, identity):
             pass
         return nothing
     loop = _make_whole_row_loop(positions_, reduction_, shape_)
 
     def run(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0, code_1,
-            code_tap, code_ow, code_first, identity, inverse, inverse_of_output):
-        loop(x_0, x_1, out_row, pos_row, code_0, code_1, code_tap, code_ow, code_first, identity,
-             inverse, inverse_of_output)
+            code_tap, code_ow, code_first, identity):
+        loop(x_0, x_1, out_row, pos_row, code_0, code_1, code_tap, code_ow, code_first, identity)
 
     return run
 
@@ -448,9 +480,10 @@ def forward_kernel(reduction, with_positions, shape):
         # a division costs several times a merge: where every divisor of a row is a power of
         # two (2x2 windows, no padding), multiplying by its inverse gives the same bits
         inverse_of_output = 1.0 / divisor_of_output
-        powers_of_two_on_w = True
+        powers_of_two_on_w = one_divisor_on_w = True
         for v in divisor_of_output:
             powers_of_two_on_w &= is_power_of_two(v)
+            one_divisor_on_w &= v == divisor_of_output[0]
         for i in range(code_of_output.size):
             code_of_output[i] = i // C * code_ow + code_0
         b, od, oh = job_lo // (OD * OH), job_lo // OH % OD, job_lo % OH
@@ -463,11 +496,12 @@ def forward_kernel(reduction, with_positions, shape):
             # a maximum's divisors are a placeholder of one element: read them for sums only
             scale = divisors[0][od] * divisors[1][oh] if reduction == SUM else 1.0
             if whole_rows and th_lo == 0 and th_hi == 2 and (
-                    reduction != SUM or (powers_of_two_on_w and is_power_of_two(scale))):
+                    reduction != SUM or (one_divisor_on_w and scale * divisor_of_output[0]
+                                         == kh * kw)):
                 _fold_whole_row(shape, with_positions, reduction, x[b, d0, h0], x[b, d0, h0 + dh],
                                 out_row, pos_row, _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
                                 _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw), code_tap,
-                                code_ow, code_0, identity, 1.0 / scale, inverse_of_output)
+                                code_ow, code_0, identity)
                 # a NaN maximum's position is its last NaN's: rare, and left to the walk
                 if not (with_positions and _has_nan(out_row)):
                     oh, od, b = _next_row(oh, od, b, OH, OD)
