@@ -561,10 +561,10 @@ def _next_row(oh, od, b, OH, OD):
 @njit(forceinline=True)
 def _has_nan(row):
     """Whether ``row`` holds a NaN (never, for integers)."""
-    found = False
-    for v in row:
-        found |= v != v
-    return found
+    found = 0  # an integer OR, which vectorises
+    for i in range(row.shape[0]):
+        found |= np.uint8(row[i] != row[i])
+    return found != 0
 
 
 @njit(forceinline=True)
