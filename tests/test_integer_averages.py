@@ -154,3 +154,27 @@ def test_integer_dtype_layer_and_dask_agree_with_the_function():
 def test_dtype_must_be_a_float_or_an_integer(dtype):
     with pytest.raises(TypeError, match="dtype"):
         poolnd.avg_pool2d(np.ones((4, 4), np.uint8), 2, dtype=dtype)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])  # the whole-row loops of 2x2 windows
+@pytest.mark.parametrize("dtype, out_dtype", [(np.uint8, np.uint8), (np.int16, np.int16),
+                                              (np.uint16, np.uint16), (np.int16, np.uint8),
+                                              (np.uint8, np.float32)])
+def test_2x2_windows_round_every_remainder_half_to_even(channels, dtype, out_dtype):
+    """Rows of 2x2 windows wholly inside, every output width from 1 to 40: sums of each
+    remainder modulo 4, both signs and the extremes, rounded in integers (half to even,
+    clipped to the output's range) or divided in floats, as the exact reference does."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(channels)
+    for width in range(1, 41):
+        x = rng.integers(info.min, info.max, (4, 2 * width, channels), dtype=dtype,
+                         endpoint=True)
+        corner = x[:2, :4]  # windows of extremes only
+        corner[...] = np.array([info.min, info.max], dtype)[rng.integers(0, 2, corner.shape)]
+        small = x[2:]  # small values: sums of every remainder, negative ones where signed
+        small[...] = rng.integers(-3 if info.min < 0 else 0, 4, small.shape)
+        got = poolnd.avg_pool(x, 2, axes=(0, 1), dtype=out_dtype)
+        np.testing.assert_array_equal(got, ref_avg_pool(x, 2, axes=(0, 1), dtype=out_dtype))
+        planes = np.ascontiguousarray(np.moveaxis(x, -1, 0))  # channels first: C of 1
+        np.testing.assert_array_equal(poolnd.avg_pool2d(planes, 2, dtype=out_dtype),
+                                      ref_avg_pool(planes, 2, axes=(1, 2), dtype=out_dtype))
