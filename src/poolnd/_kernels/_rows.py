@@ -486,26 +486,45 @@ def forward_kernel(reduction, with_positions, shape):
             one_divisor_on_w &= v == divisor_of_output[0]
         for i in range(code_of_output.size):
             code_of_output[i] = i // C * code_ow + code_0
-        b, od, oh = job_lo // (OD * OH), job_lo // OH % OD, job_lo % OH
-        # rows of 2-d windows two high whose windows all lie inside on W may skip the scratch row
+        b_0, od_0, oh_0 = job_lo // (OD * OH), job_lo // OH % OD, job_lo % OH
+        b, od, oh = b_0, od_0, oh_0
+        # rows of 2-d windows two high whose windows all lie inside on W may skip the scratch
+        # row: such rows go first, in a loop of their own (in the walk's loop, with its
+        # branches, the views of each row cost 2 to 4 times as much); the walk then takes
+        # the rest, and the rows whose maxima hold a NaN (a NaN maximum's position is its
+        # last NaN's: rare)
         whole_rows = WHOLE_ROWS[shape] and kd == 1 and kh == 2 and ow_lo == 0 and ow_hi == OW
-        for _ in range(job_lo, job_hi):
+        w_divisor = divisor_of_output[0] if reduction == SUM and one_divisor_on_w else 0.0
+        walked = job_hi - job_lo
+        if whole_rows:
+            walked = 0
+            for _ in range(job_lo, job_hi):
+                if _is_whole(od, oh, D, H, sd, sh, dh, pd, ph, divisors, w_divisor, kh * kw,
+                             reduction):
+                    d0, h0 = od * sd - pd, oh * sh - ph
+                    out_row = out[b, od, oh]
+                    _fold_whole_row(shape, with_positions, reduction, x[b, d0, h0],
+                                    x[b, d0, h0 + dh], out_row, position[b, od, oh],
+                                    _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
+                                    _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw),
+                                    code_tap, code_ow, code_0, identity)
+                    if with_positions:
+                        walked += _has_nan(out_row)
+                else:
+                    walked += 1
+                oh, od, b = _next_row(oh, od, b, OH, OD)
+        b, od, oh = b_0, od_0, oh_0
+        for _ in range(job_lo if walked else job_hi, job_hi):
+            out_row, pos_row = out[b, od, oh], position[b, od, oh]
+            if whole_rows and _is_whole(od, oh, D, H, sd, sh, dh, pd, ph, divisors, w_divisor,
+                                        kh * kw, reduction) and not (
+                                            with_positions and _has_nan(out_row)):
+                oh, od, b = _next_row(oh, od, b, OH, OD)
+                continue
             d0, td_lo, td_hi = taps_in_input(od, D, kd, sd, dd, pd)
             h0, th_lo, th_hi = taps_in_input(oh, H, kh, sh, dh, ph)
-            out_row, pos_row = out[b, od, oh], position[b, od, oh]
             # a maximum's divisors are a placeholder of one element: read them for sums only
             scale = divisors[0][od] * divisors[1][oh] if reduction == SUM else 1.0
-            if whole_rows and th_lo == 0 and th_hi == 2 and (
-                    reduction != SUM or (one_divisor_on_w and scale * divisor_of_output[0]
-                                         == kh * kw)):
-                _fold_whole_row(shape, with_positions, reduction, x[b, d0, h0], x[b, d0, h0 + dh],
-                                out_row, pos_row, _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
-                                _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw), code_tap,
-                                code_ow, code_0, identity)
-                # a NaN maximum's position is its last NaN's: rare, and left to the walk
-                if not (with_positions and _has_nan(out_row)):
-                    oh, od, b = _next_row(oh, od, b, OH, OD)
-                    continue
             acc = sums if reduction == SUM else out_row
             acc[:] = identity
             if with_positions:  # each window's first tap inside the input
@@ -556,6 +575,18 @@ def _next_row(oh, od, b, OH, OD):
         if od == OD:
             od, b = 0, b + 1
     return oh, od, b
+
+
+@njit(forceinline=True)
+def _is_whole(od, oh, D, H, sd, sh, dh, pd, ph, divisors, w_divisor, n_taps, reduction):
+    """Whether output row ``(od, oh)`` of windows one row deep and two high lies inside the
+    input (and, for sums, every divisor of it is the window's size ``n_taps``; a row's
+    divisors on ``W`` are all ``w_divisor``, or 0 where they differ)."""
+    d0, h0 = od * sd - pd, oh * sh - ph
+    inside = d0 >= 0 and d0 < D and h0 >= 0 and h0 + dh < H
+    if reduction != SUM:
+        return inside
+    return inside and divisors[0][od] * divisors[1][oh] * w_divisor == n_taps
 
 
 @njit(forceinline=True)
