@@ -40,15 +40,18 @@ def layout(a: np.ndarray) -> tuple:
     return a.shape, a.strides, a.dtype, a.flags.num & _TYPE_FLAGS
 
 
-def prepared_for(x: np.ndarray, arguments: tuple, prepare: Callable[[], Any]) -> Any:
-    """The prepared call for inputs laid out as ``x`` and ``arguments``, made by
-    ``prepare()`` the first time.
+def prepared_for(x: np.ndarray, tag: Hashable, arguments: tuple,
+                 prepare: Callable[[], Any]) -> Any:
+    """The prepared call for inputs laid out as ``x``, the op's own ``tag`` (names and
+    counts of poolnd's code, which equality tells apart) and the caller's
+    ``arguments``, made by ``prepare()`` the first time.
 
     The arguments enter the key as their ``repr``, which keeps ``True`` and ``1``,
-    ``2`` and ``2.0`` apart, where equality does not.
+    ``2`` and ``2.0`` apart, where equality does not; the tag stays out of it (the
+    ``repr`` costs about as much as the rest of the key).
     """
     text = repr(arguments)
-    call_key = layout(x), text
+    call_key = layout(x), tag, text
     found = _prepared.get(call_key)
     if found is not None:  # only plain keys are kept: one found needs no check
         return found

@@ -74,28 +74,36 @@ def prepared_row_walk(plan: PoolPlan, x: np.ndarray, reduction: int, identity, *
     write = dtype if write is None else np.dtype(write)
     k, s, d, p, _, _ = as_kernel_args(window_geometry(plan))
     channels, rows, out_rows = plan_rows(plan)
-    kernel = _parallel.Direct(_rows.forward_kernel(
-        reduction, positions is not None,
-        _rows.literal_shape(channels, k[2], s[2], d[2], reduction, dtype)))
+    kernel = _rows.forward_kernel(reduction, positions is not None,
+                                  _rows.literal_shape(channels, k[2], s[2], d[2], reduction, dtype))
     in_order = plan.in_order  # a property, computed: once here, not at every call
     out_shape = plan.out_shape if in_order else out_rows
     # the key holds the layout: an input in place now is in place at every call
     reads_in_place = in_place(x, plan, dtype)
-    arguments = (channels, flat_index, k, s, d, p, identity, divisors)
+    run = _parallel.prepared_run(kernel, math.prod(out_rows[:3]),
+                                 math.prod(rows) + math.prod(out_rows),
+                                 channels, flat_index, k, s, d, p, identity, divisors)
+
+    # a tiny call costs microseconds: no reshape, and no call, that is not needed
+    rows_as_out = out_shape == out_rows
 
     def shaped(result):
-        return result if in_order else from_canonical(result, plan, plan.out_lengths)
+        return from_canonical(result, plan, plan.out_lengths)
 
     def call(x):
         if reads_in_place:
             x_rows = x.reshape(rows)
         else:
             x_rows = to_canonical(x, plan, plan.lengths, dtype).reshape(rows)
-        x_rows.flags.writeable = False  # a view of its own: run_rows need not make one
+        x_rows.flags.writeable = False  # the kernel's types: as run_rows gives it
         out = np.empty(out_shape, write)
         at = out if positions is None else np.empty(out_shape, positions)
-        out_view, at_view = out.reshape(out_rows), at.reshape(out_rows)
-        run_rows(kernel, x_rows, out_view, at_view, *arguments)
+        if rows_as_out:
+            run(x_rows, out, at)
+        else:
+            run(x_rows, out.reshape(out_rows), at.reshape(out_rows))
+        if in_order:
+            return out, (None if positions is None else at)
         return shaped(out), (None if positions is None else shaped(at))
 
     return call

@@ -35,7 +35,7 @@ from .._layout import (
     to_canonical,
     window_geometry,
 )
-from .._parallel import Direct
+from .._parallel import prepared_run
 from ._prepared import layout, prepared, prepared_for
 from ._windows import forward_rows, is_large_window, pool_separably, prepared_row_walk
 
@@ -187,13 +187,12 @@ def _prepare_backward(grad, plan: PoolPlan, include_pad: bool, override: int):
     k, s, d, p, _, _ = as_kernel_args(geometry)
     factors = divisors(plan.lengths, geometry, include_pad, override)
     channels, in_rows, out_rows = plan_rows(plan)
-    kernel = Direct(_avg_backward_kernel)
+    run = prepared_run(_avg_backward_kernel, in_rows[0], math.prod(in_rows) + math.prod(out_rows),
+                       channels, k, s, d, p, factors)
 
     def call(grad):
         grad_in = np.empty(plan.in_shape, compute)
-        grad_rows, in_view = grad.reshape(out_rows), grad_in.reshape(in_rows)
-        run_planes(kernel, grad_rows, in_view, grad_rows, in_view, channels, k, s,
-                   d, p, factors)
+        run(grad.reshape(out_rows), grad_in.reshape(in_rows))
         return grad_in
 
     return call
@@ -218,8 +217,8 @@ def avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include
         override = check_divisor(divisor_override)
         return avg_pool_call(x, geometry, include_pad, override, dtype, op, n)[1]
 
-    return prepared_for(x, ("avg_pool", geometry, count_include_pad, divisor_override, dtype,
-                            op, n), prepare)(x)
+    return prepared_for(x, ("avg_pool", op, n),
+                        (geometry, count_include_pad, divisor_override, dtype), prepare)(x)
 
 
 def avg_pool_call(x: np.ndarray, geometry: tuple, include_pad: bool, override: int, dtype,
@@ -232,7 +231,7 @@ def avg_pool_call(x: np.ndarray, geometry: tuple, include_pad: bool, override: i
         plan = plan_pool(op, x.shape, *geometry, n)
         return plan, _prepare(plan, x, include_pad, override, dtype)
 
-    return prepared_for(x, ("avg", geometry, include_pad, override, dtype, op, n), prepare)
+    return prepared_for(x, ("avg", op, n), (geometry, include_pad, override, dtype), prepare)
 
 
 def _prepare(plan: PoolPlan, x: np.ndarray, include_pad: bool, override: int, dtype):

@@ -33,7 +33,7 @@ from .._layout import (
     to_canonical,
     window_geometry,
 )
-from .._parallel import Direct
+from .._parallel import prepared_run
 from .._positions import (
     FLAT_INDEX,
     NO_POSITION,
@@ -93,7 +93,7 @@ def max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, axes, return_
                                 nan_policy == "omit", op, n)
         return call if with_indices else lambda x: call(x)[0]
 
-    return prepared_for(x, ("max_pool", geometry, return_indices, nan_policy, op, n),
+    return prepared_for(x, ("max_pool", op, n), (geometry, return_indices, nan_policy),
                         prepare)(x)
 
 
@@ -106,7 +106,7 @@ def max_pool_call(x: np.ndarray, geometry: tuple, kind: int, omit_nan: bool, op:
         plan = plan_pool(op, x.shape, *geometry, n)
         return plan, _prepare(plan, x, kind, omit_nan)
 
-    return prepared_for(x, ("max", geometry, kind, omit_nan, op, n), prepare)
+    return prepared_for(x, ("max", kind, omit_nan, op, n), geometry, prepare)
 
 
 def _prepare(plan: PoolPlan, x: np.ndarray, kind: int, omit_nan: bool):
@@ -166,13 +166,12 @@ def _prepare_backward(grad, positions: np.ndarray, plan: PoolPlan):
         return lambda grad, positions: _backward_from_window(grad, positions, plan)
     k, s, d, p, _, _ = as_kernel_args(window_geometry(plan))
     channels, in_rows, out_rows = plan_rows(plan)
-    kernel = Direct(_max_kernels.max_pool_backward_window)
+    run = prepared_run(_max_kernels.max_pool_backward_window, in_rows[0],
+                       math.prod(in_rows) + math.prod(out_rows), channels, k, s, d, p)
 
     def call(grad, positions):
         grad_in = np.empty(plan.in_shape, compute)
-        grad_rows, in_rows_view = grad.reshape(out_rows), grad_in.reshape(in_rows)
-        run_planes(kernel, grad_rows, in_rows_view, grad_rows,
-                   positions.reshape(out_rows), in_rows_view, channels, k, s, d, p)
+        run(grad.reshape(out_rows), positions.reshape(out_rows), grad_in.reshape(in_rows))
         return grad_in
 
     return call
