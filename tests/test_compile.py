@@ -106,7 +106,8 @@ def test_read_only_and_writable_inputs_share_one_kernel():
     for given in (x, read_only, x[..., ::2]):
         np.testing.assert_array_equal(poolnd.max_pool2d(given, 2),
                                       poolnd.max_pool2d(given.copy(), 2))
-    kernel = _rows.forward_kernel(MAX, False, _rows.literal_shape(1, 2, 2, 1, MAX, x.dtype))
+    kernel = _rows.forward_kernel(MAX, False, False,
+                                  _rows.literal_shape(1, 2, 2, 1, MAX, x.dtype))
     assert kernel.signatures
     # every compiled signature reads its input as read-only, so none is compiled twice
     assert not any(signature[0].mutable for signature in kernel.signatures)

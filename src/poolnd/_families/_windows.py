@@ -52,11 +52,12 @@ def forward_rows(x, out, positions, geometry, reduction, identity, flat_index=Fa
     k, s, d, p, _, _ = as_kernel_args(geometry)
     channels = x.shape[-1]
     shape = _rows.literal_shape(channels, k[2], s[2], d[2], reduction, x.dtype)
-    kernel = _rows.forward_kernel(reduction, positions is not None, shape)
+    kernel = _rows.forward_kernel(reduction, positions is not None,
+                                  flat_index and positions is not None, shape)
     rows_out = as_row_array(out)
     rows_pos = rows_out if positions is None else as_row_array(positions)
-    run_rows(kernel, as_row_array(x), rows_out, rows_pos, channels, flat_index, k, s, d, p,
-              identity, NO_DIVISORS if divisors is None else divisors)
+    run_rows(kernel, as_row_array(x), rows_out, rows_pos, channels, k, s, d, p, identity,
+              NO_DIVISORS if divisors is None else divisors)
 
 
 def prepared_row_walk(plan: PoolPlan, x: np.ndarray, reduction: int, identity, *,
@@ -75,6 +76,7 @@ def prepared_row_walk(plan: PoolPlan, x: np.ndarray, reduction: int, identity, *
     k, s, d, p, _, _ = as_kernel_args(window_geometry(plan))
     channels, rows, out_rows = plan_rows(plan)
     kernel = _rows.forward_kernel(reduction, positions is not None,
+                                  flat_index and positions is not None,
                                   _rows.literal_shape(channels, k[2], s[2], d[2], reduction, dtype))
     in_order = plan.in_order  # a property, computed: once here, not at every call
     out_shape = plan.out_shape if in_order else out_rows
@@ -82,7 +84,7 @@ def prepared_row_walk(plan: PoolPlan, x: np.ndarray, reduction: int, identity, *
     reads_in_place = in_place(x, plan, dtype)
     run = _parallel.prepared_run(kernel, math.prod(out_rows[:3]),
                                  math.prod(rows) + math.prod(out_rows),
-                                 channels, flat_index, k, s, d, p, identity, divisors)
+                                 channels, k, s, d, p, identity, divisors)
 
     # a tiny call costs microseconds: no reshape, and no call, that is not needed
     rows_as_out = out_shape == out_rows

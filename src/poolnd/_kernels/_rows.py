@@ -239,23 +239,23 @@ def _make_literal_loops(reduction, shape):
 
 
 @cache
-def _make_whole_row_loop(with_positions, reduction, shape):
-    """An output row of 2-d windows two rows high, all inside the input, ``(C, kw, sw, dw)``
-    literal, folded straight into the output: each window's taps held in registers, its
-    value and position written once, no scratch row and nothing to finish (a row whose
-    maxima hold a NaN then goes the row walk, for its last NaN's position). On short rows
-    (MNIST's 14 windows) the scratch row's passes cost more than the folds.
+def _make_whole_row_loop(with_positions, flat_index, reduction, shape):
+    """An output row of 2x2 windows, all inside the input, ``(C, kw, sw, dw)`` literal,
+    folded straight into the output: each window's taps held in registers, its value and
+    position written once, no scratch row and nothing to finish (a row whose maxima hold
+    a NaN then goes the row walk, for its last NaN's position). On short rows (MNIST's
+    14 windows) the scratch row's passes cost more than the folds.
 
     ``x_0``, ``x_1`` are the two input rows and ``code_0``, ``code_1`` their first taps'
-    codes. The position is found after the value, as :func:`_locate_inside` does, and
-    computed (``code + j*code_ow + code_first``), not loaded from a table; a sum is
-    divided by the window's size, a literal power of two (the caller checks that every
-    divisor of the row is that size): the compiler vectorises a loop only when it can
-    check, at run time, that the rows it writes overlap none it reads, and it makes at
-    most 8 such checks, so no table of divisors is read.
+    codes. The position is the first maximum's (see :func:`_first_of_four`), computed
+    (``code + j*code_ow + code_first``), not loaded from a table; a sum is divided by
+    the window's size, 4 (the caller checks that every divisor of the row is that size):
+    the compiler vectorises a loop only when it can check, at run time, that the rows it
+    writes overlap none it reads, and it makes at most 8 such checks, so no table of
+    divisors is read.
     """
     C, kw, sw, dw = LITERAL_SHAPES[shape]
-    shift = (2 * kw).bit_length() - 1  # the window's size is 2**shift
+    assert kw == 2, "whole rows are rows of 2x2 windows"
 
     @njit(inline="always")
     def fold_row(x_0, x_1, out_row, pos_row, code_0, code_1, code_tap, code_ow, code_first,
@@ -278,20 +278,35 @@ def _make_whole_row_loop(with_positions, reduction, shape):
                             best = v if beats(v, best, reduction) else best
                 i = j * C + c
                 if reduction == SUM:
-                    _store_mean(out_row, i, best, shift)
+                    _store_mean(out_row, i, best, 2)
                     continue
                 out_row[i] = best
                 if not with_positions:
                     continue
-                # the first tap equal to the maximum: taps visited last to first
-                p = code_0
-                for t in range(2 * kw - 1, -1, -1):
-                    th, tw = t // kw, t % kw
-                    v = (x_0 if th == 0 else x_1)[(j * sw + tw * dw) * C + c]
-                    p = (code_0 if th == 0 else code_1) + tw * code_tap if v == best else p
-                pos_row[i] = p + j * code_ow + code_first
+                at = (j * sw) * C + c
+                tap = _first_of_four(x_0[at], x_0[at + dw * C], x_1[at], x_1[at + dw * C])
+                if flat_index:
+                    pos_row[i] = ((code_1 if tap >= 2 else code_0) + (tap & 1) * code_tap
+                                  + j * code_ow + code_first)
+                else:  # the tap's number is the position
+                    pos_row[i] = tap
 
     return fold_row
+
+
+@njit(forceinline=True)
+def _first_of_four(a_0, a_1, a_2, a_3):
+    """The number of the first maximum of four taps in row-major order, NaN aside (a row
+    whose maxima hold a NaN is searched again): a tree of single comparisons, held in
+    int32 beside float32 lanes, costs a window a fifth of its value, where comparing
+    each tap with the maximum as int64 codes cost as much as the value."""
+    first = a_1 > a_0  # on a tie the earlier tap
+    second = a_3 > a_2
+    best_first = a_1 if first else a_0
+    best_second = a_3 if second else a_2
+    tap_first = np.int32(1) if first else np.int32(0)
+    tap_second = np.int32(3) if second else np.int32(2)
+    return tap_second if best_second > best_first else tap_first
 
 
 def _literal_values(*arguments):
@@ -302,33 +317,33 @@ def _literal_values(*arguments):
     return tuple(a.literal_value for a in arguments)
 
 
-def _fold_whole_row(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0,
-                    code_1, code_tap, code_ow, code_first, identity):
+def _fold_whole_row(shape, with_positions, flat_index, reduction, x_0, x_1, out_row, pos_row,
+                    code_0, code_1, code_tap, code_ow, code_first, identity):
     """Fold an output row of whole inside windows straight into it (see the overload)."""
 
 
 @overload(_fold_whole_row, prefer_literal=True, inline="always")
-def _fold_whole_row_typed(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0,
-                          code_1, code_tap, code_ow, code_first, identity):
-    """The loop for literal ``shape``, ``with_positions`` and ``reduction``; nothing for a
-    shape without one (its kernels never take that branch).
+def _fold_whole_row_typed(shape, with_positions, flat_index, reduction, x_0, x_1, out_row,
+                          pos_row, code_0, code_1, code_tap, code_ow, code_first, identity):
+    """The loop for literal ``shape``, ``with_positions``, ``flat_index`` and
+    ``reduction``; nothing for a shape without one (its kernels never take that branch).
 
     An overload, inlined after typing: inlined before typing (chosen in Python, as the
     loop over inside windows is), the same loop ran 1.5 times as slow on 2x2 maxima.
     """
-    choices = _literal_values(shape, with_positions, reduction)
+    choices = _literal_values(shape, with_positions, flat_index, reduction)
     if choices is None:
         return None
-    shape_, positions_, reduction_ = choices
+    shape_, positions_, flat_index_, reduction_ = choices
     if not WHOLE_ROWS[shape_]:
-        def nothing(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0, code_1,
-                    code_tap, code_ow, code_first, identity):
+        def nothing(shape, with_positions, flat_index, reduction, x_0, x_1, out_row, pos_row,
+                    code_0, code_1, code_tap, code_ow, code_first, identity):
             pass
         return nothing
-    loop = _make_whole_row_loop(positions_, reduction_, shape_)
+    loop = _make_whole_row_loop(positions_, flat_index_, reduction_, shape_)
 
-    def run(shape, with_positions, reduction, x_0, x_1, out_row, pos_row, code_0, code_1,
-            code_tap, code_ow, code_first, identity):
+    def run(shape, with_positions, flat_index, reduction, x_0, x_1, out_row, pos_row, code_0,
+            code_1, code_tap, code_ow, code_first, identity):
         loop(x_0, x_1, out_row, pos_row, code_0, code_1, code_tap, code_ow, code_first, identity)
 
     return run
@@ -410,8 +425,9 @@ def literal_shape(C, kw, sw, dw, reduction, dtype):
 
 
 @cache
-def forward_kernel(reduction, with_positions, shape):
-    """The forward kernel for one reduction, with or without positions, for one window shape.
+def forward_kernel(reduction, with_positions, flat_index, shape):
+    """The forward kernel for one reduction, with or without positions (flat indices
+    within ``D, H, W``, or tap numbers in the window), for one window shape.
 
     ``shape`` is :func:`literal_shape` of the call; for a literal shape the
     row's sizes are compile-time constants. Each kernel compiles on its
@@ -449,8 +465,8 @@ def forward_kernel(reduction, with_positions, shape):
 
     # error_model="numpy": no test for division by zero (divisors are >= 1) in the loops
     @cached_kernel(nogil=True, error_model="numpy")
-    def forward(x, out, position, C, flat_index, kernel, stride, dilation, pad, identity,
-                divisors, job_lo, job_hi):
+    def forward(x, out, position, C, kernel, stride, dilation, pad, identity, divisors, job_lo,
+                job_hi):
         """Reduce the windows of output rows ``job_lo..job_hi-1`` of ``x`` into ``out``.
 
         Job ``j`` is output row ``(b, od, oh)`` in row-major order. ``position``
@@ -468,7 +484,8 @@ def forward_kernel(reduction, with_positions, shape):
         else:
             kw, sw, dw = kernel[2], stride[2], dilation[2]
         D, H, W = x.shape[1], x.shape[2], x.shape[3] // C
-        OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
+        OD, OH, OWC = out.shape[1], out.shape[2], out.shape[3]
+        OW = OWC // C
         ow_lo, ow_hi = inside_outputs(W, kw, sw, dw, pw, OW)
         codes = np.empty(OW * C if with_positions else 0, np.int64)
         sums = np.full(OW * C if reduction == SUM else 0, identity)
@@ -502,17 +519,20 @@ def forward_kernel(reduction, with_positions, shape):
                 if _is_whole(od, oh, D, H, sd, sh, dh, pd, ph, divisors, w_divisor, kh * kw,
                              reduction):
                     d0, h0 = od * sd - pd, oh * sh - ph
-                    out_row = out[b, od, oh]
-                    _fold_whole_row(shape, with_positions, reduction, x[b, d0, h0],
-                                    x[b, d0, h0 + dh], out_row, position[b, od, oh],
-                                    _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
-                                    _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw),
-                                    code_tap, code_ow, code_0, identity)
-                    if with_positions:
-                        walked += _has_nan(out_row)
+                    _fold_whole_row(
+                        shape, with_positions, flat_index, reduction, x[b, d0, h0],
+                        x[b, d0, h0 + dh], out[b, od, oh], position[b, od, oh],
+                        _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
+                        _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw),
+                        code_tap, code_ow, code_0, identity)
                 else:
                     walked += 1
                 oh, od, b = _next_row(oh, od, b, OH, OD)
+            # a NaN maximum's position is its last NaN's, which the walk finds: one pass
+            # over the job's rows, which lie together (a check per row cost 7 ns, as much as
+            # the position of each of a row's 16 windows)
+            if with_positions and reduction == MAX and walked == 0:
+                walked = 1 if _has_nan(out.reshape(out.size)[job_lo * OWC:job_hi * OWC]) else 0
         b, od, oh = b_0, od_0, oh_0
         for _ in range(job_lo if walked else job_hi, job_hi):
             out_row, pos_row = out[b, od, oh], position[b, od, oh]
