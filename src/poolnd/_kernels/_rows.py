@@ -162,27 +162,24 @@ def _fold_window(x_row, acc, ow, tw_lo, tw_hi, start, C, dw, reduction):
 
 
 @njit(inline="always")
-def _locate_window(x_row, best, codes, ow, tw_lo, tw_hi, start, C, dw, code, code_tap,
-                   find_nan):
+def _locate_window(x_row, best, codes, ow, tw_lo, tw_hi, start, C, dw, code, code_tap):
     """:func:`_locate_inside` for the edge window ``ow``, taps ``tw_lo..tw_hi-1``."""
     for c in range(C):
         i = ow * C + c
         m, p = best[i], codes[i]
         for t in range(tw_hi - tw_lo):
-            tw = tw_lo + t if find_nan else tw_hi - 1 - t
-            v = x_row[(start + tw * dw) * C + c]
-            hit = (v != v) if find_nan else (v == m)
-            p = code + tw * code_tap if hit else p
+            tw = tw_hi - 1 - t
+            p = code + tw * code_tap if x_row[(start + tw * dw) * C + c] == m else p
         codes[i] = p
 
 
 @njit(inline="always")
-def _locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
-                   find_nan):
+def _locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap):
     """Take, for each inside window ``ow_lo..ow_hi-1`` of a row, the code of each of its
     taps in ``x_row`` that equals the window's maximum ``best``, visiting them last to
-    first (``find_nan``: each NaN, first to last), so that the one taken last is the
-    first maximum in row-major order (the last NaN) when the rows too are visited so.
+    first, so that the one taken last is the first maximum in row-major order when the
+    rows too are visited last to first (a NaN maximum equals no tap: see
+    :func:`_locate_last_nan`).
 
     Positions are found after the values: each select here tests one comparison, and
     the loop vectorises, where merging value and position together (a compound test)
@@ -196,10 +193,8 @@ def _locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, co
             i = j * C + c
             m, p = best_in[i], codes_in[i]
             for t in range(kw):
-                tw = t if find_nan else kw - 1 - t
-                v = x_in[(j * sw + tw * dw) * C + c]
-                hit = (v != v) if find_nan else (v == m)
-                p = code + tw * code_tap if hit else p
+                tw = kw - 1 - t
+                p = code + tw * code_tap if x_in[(j * sw + tw * dw) * C + c] == m else p
             codes_in[i] = p
 
 
@@ -230,10 +225,8 @@ def _make_literal_loops(reduction, shape):
                 acc_in[j * C + c] = best
 
     @njit(inline="always")
-    def locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C_, kw_, sw_, dw_, code, code_tap,
-                      find_nan):
-        _locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
-                       find_nan)
+    def locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C_, kw_, sw_, dw_, code, code_tap):
+        _locate_inside(x_row, best, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap)
 
     return fold_inside, locate_inside
 
@@ -445,24 +438,23 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
     # typed once and inlined by LLVM at both of its calls: called once per output row
     @njit(forceinline=True)
     def locate(x, b, out_row, codes, d0, h0, td_lo, td_hi, th_lo, th_hi, dd, dh, H, W, kh, C,
-               kw, sw, dw, pw, ow_lo, ow_hi, OW, flat_index, code_tap, find_nan):
+               kw, sw, dw, pw, ow_lo, ow_hi, OW, flat_index, code_tap):
         """Codes of the row's maxima (see _locate_inside): the window's input rows last to
-        first (``find_nan``: first to last)."""
+        first."""
         n_h = th_hi - th_lo
         n_rows = (td_hi - td_lo) * n_h
         for k in range(n_rows):
-            r = k if find_nan else n_rows - 1 - k
+            r = n_rows - 1 - k
             td, th = td_lo + r // n_h, th_lo + r % n_h
             i_d, i_h = d0 + td * dd, h0 + th * dh
             code = _row_code(flat_index, i_d, i_h, H, W, td, th, kh, kw)
             x_row = x[b, i_d, i_h]
-            locate_inside(x_row, out_row, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap,
-                          find_nan)
+            locate_inside(x_row, out_row, codes, ow_lo, ow_hi, pw, C, kw, sw, dw, code, code_tap)
             for e in range(ow_lo + OW - ow_hi):
                 ow = e if e < ow_lo else ow_hi + e - ow_lo
                 start, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
                 _locate_window(x_row, out_row, codes, ow, tw_lo, tw_hi, start, C, dw, code,
-                               code_tap, find_nan)
+                               code_tap)
 
     # error_model="numpy": no test for division by zero (divisors are >= 1) in the loops
     @cached_kernel(nogil=True, error_model="numpy")
@@ -567,11 +559,11 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
                         _fold_window(x_row, acc, ow, tw_lo, tw_hi, start, C, dw, reduction)
             if with_positions:  # found after the values, for the first maxima
                 locate(x, b, out_row, codes, d0, h0, td_lo, td_hi, th_lo, th_hi, dd, dh, H, W, kh,
-                       C, kw, sw, dw, pw, ow_lo, ow_hi, OW, flat_index, code_tap, False)
+                       C, kw, sw, dw, pw, ow_lo, ow_hi, OW, flat_index, code_tap)
                 # under MAX a NaN tap makes its window's maximum a NaN: its last NaN's
                 if reduction == MAX and _has_nan(out_row):
-                    locate(x, b, out_row, codes, d0, h0, td_lo, td_hi, th_lo, th_hi, dd, dh, H,
-                           W, kh, C, kw, sw, dw, pw, ow_lo, ow_hi, OW, flat_index, code_tap, True)
+                    _locate_last_nan(x, b, out_row, codes, d0, h0, td_lo, td_hi, th_lo, th_hi,
+                                     dd, dh, H, W, kh, C, kw, sw, dw, pw, flat_index, code_tap)
                 # loops over the whole row, not array expressions (those would allocate)
                 for i in range(OW * C):
                     pos_row[i] = codes[i] + code_of_output[i]
@@ -585,6 +577,31 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
             oh, od, b = _next_row(oh, od, b, OH, OD)
 
     return forward
+
+
+@njit
+def _locate_last_nan(x, b, out_row, codes, d0, h0, td_lo, td_hi, th_lo, th_hi, dd, dh, H, W, kh,
+                     C, kw, sw, dw, pw, flat_index, code_tap):
+    """The code of each NaN maximum's last NaN tap, in row-major order (PyTorch's rule).
+
+    Rare, so a plain loop, window by window and tap by tap, compiled once for
+    every kernel of a dtype: a second vectorised search, as for the maxima,
+    was a tenth of a kernel's compile time.
+    """
+    for i in range(out_row.shape[0]):
+        if out_row[i] == out_row[i]:
+            continue
+        ow, c = i // C, i % C
+        start, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
+        for td in range(td_lo, td_hi):
+            for th in range(th_lo, th_hi):
+                i_d, i_h = d0 + td * dd, h0 + th * dh
+                x_row = x[b, i_d, i_h]
+                code = _row_code(flat_index, i_d, i_h, H, W, td, th, kh, kw)
+                for tw in range(tw_lo, tw_hi):
+                    v = x_row[(start + tw * dw) * C + c]
+                    if v != v:
+                        codes[i] = code + tw * code_tap
 
 
 @njit(forceinline=True)
