@@ -742,6 +742,46 @@ def test_short_rows_of_every_width_equal_torch(geometry, channels_last):
                 move(s.grad.numpy()), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "uint8", "int16"])
+@pytest.mark.parametrize("geometry", [  # (padding, dilation, ceil_mode) of 3x3 stride-2 windows
+    (1, 1, False), (0, 1, False), (0, 1, True), (1, (2, 1), True), ((1, 0), (3, 1), False)],
+    ids=str)
+def test_rows_of_3x3_stride_2_windows_folded_whole_equal_torch(dtype, geometry):
+    """The rows whose three input rows lie inside the input go straight into the output
+    (the edge windows of the row too): at every output width from 1 to 24, with ties in
+    most windows and no NaN (a NaN sends its rows to the walk), then with one NaN, the
+    values, flat indices, window positions (through the layer's gradient) and the
+    gradient, against PyTorch."""
+    padding, dilation, ceil_mode = geometry
+    rng = np.random.default_rng(3)
+    for width in range(1, 25):
+        length = max(1, 2 * (width - 1) + 3 - 2)
+        x = rng.integers(0, 4, (2, 2, 9, length)).astype(dtype)
+        cases = [x]
+        if dtype.startswith("float"):
+            with_nan = x.copy()
+            with_nan[1, 0, 4, length // 2] = np.nan
+            cases.append(with_nan)
+        for case in cases:
+            t = torch.from_numpy(case.astype(np.float64)).requires_grad_(True)
+            try:
+                y, idx = F.max_pool2d(t, 3, 2, padding, dilation, ceil_mode, True)
+            except RuntimeError:  # no output at this width: poolnd refuses it too
+                with pytest.raises(ValueError):
+                    poolnd.max_pool2d(case, 3, 2, padding, dilation, ceil_mode)
+                continue
+            grad = rng.integers(-3, 4, tuple(y.shape)).astype(np.float64)
+            y.backward(torch.from_numpy(grad))
+            values, indices = poolnd.max_pool2d(case, 3, 2, padding, dilation, ceil_mode,
+                                                return_indices=True)
+            assert values.dtype == case.dtype
+            assert_identical(values.astype(np.float64), y.detach().numpy())
+            assert_identical(indices, idx.numpy())
+            layer = poolnd.nn.MaxPool2d(3, 2, padding, dilation, ceil_mode=ceil_mode)
+            assert_identical(layer(case), values)
+            assert_identical(layer.backward(grad), t.grad.numpy())
+
+
 @pytest.mark.parametrize("kernel", [2, 3])
 def test_tiling_average_backward_with_a_ceil_mode_window_past_the_end_equals_torch(kernel):
     """Windows that tile the input, the last one overhanging under ceil_mode (the tiling

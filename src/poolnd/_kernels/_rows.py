@@ -40,6 +40,14 @@ pass that merges a single tap becomes masked stores (see ``_fold_taps``).
 The loops index views that start where they start: an index offset by a
 variable stops the compiler from vectorising.
 
+Rows that go straight into the output: where every input row of an output
+row's windows lies inside the input, rows of 2x2 windows (all inside on
+``W`` too) and of 3x3 stride-2 windows (maxima; the row's edge windows in
+the same loop) are folded with each window's taps in registers, its value
+and position written once (:func:`_make_two_row_loop`,
+:func:`_make_three_row_loop`). The walk takes the other rows, and the rows
+whose maxima hold a NaN.
+
 Two ways of inlining, chosen per helper. ``inline="always"`` copies the
 helper's code into the caller's before typing: for the kernel's body and
 the helpers its loops call with array views or literal flags (a call would
@@ -71,10 +79,20 @@ from .reductions import MAX, MAX_OMIT_NAN, SUM, beats
 # its own, compiled on first use, so the list is short
 LITERAL_SHAPES = ((1, 2, 2, 1), (1, 3, 2, 1), (1, 4, 4, 1), (3, 2, 2, 1), (4, 2, 2, 1))
 GENERIC = len(LITERAL_SHAPES)
-# Whether a shape's windows, two rows high (kd == 1, kh == 2), may go straight into the
-# output when a whole output row of them lies inside the input: the 2x2 windows (see
-# _make_whole_row_loop). Indexed by any shape, GENERIC (never) last.
-WHOLE_ROWS = (*(kw == 2 for _, kw, _, _ in LITERAL_SHAPES), False)
+# How many rows high (kh, with kd == 1) a shape's windows must be to go straight into the
+# output, when every input row of an output row's windows lies inside the input: 2x2
+# windows (see _make_two_row_loop) and the 3x3 stride-2 windows of ResNet's and CIFAR
+# networks' pooling (maxima only: see _make_three_row_loop); 0 for never. Indexed by any
+# shape, GENERIC last.
+WHOLE_ROW_HEIGHT = (*({(2, 2): 2, (3, 2): 3}.get((kw, sw), 0) for _, kw, sw, _ in LITERAL_SHAPES),
+                    0)
+
+
+def whole_row_height(shape, reduction):
+    """How many rows high the windows of rows that go straight into the output are, for a
+    kernel of ``shape`` and ``reduction`` (see ``WHOLE_ROW_HEIGHT``); 0 for none."""
+    height = WHOLE_ROW_HEIGHT[shape]
+    return 0 if height == 3 and reduction == SUM else height
 
 
 def _store(row, i, value):
@@ -232,7 +250,7 @@ def _make_literal_loops(reduction, shape):
 
 
 @cache
-def _make_whole_row_loop(with_positions, flat_index, reduction, shape):
+def _make_two_row_loop(with_positions, flat_index, reduction, shape):
     """An output row of 2x2 windows, all inside the input, ``(C, kw, sw, dw)`` literal,
     folded straight into the output: each window's taps held in registers, its value and
     position written once, no scratch row and nothing to finish (a row whose maxima hold
@@ -251,8 +269,8 @@ def _make_whole_row_loop(with_positions, flat_index, reduction, shape):
     assert kw == 2, "whole rows are rows of 2x2 windows"
 
     @njit(inline="always")
-    def fold_row(x_0, x_1, out_row, pos_row, code_0, code_1, code_tap, code_ow, code_first,
-                 identity):
+    def fold_row(x_0, x_1, x_2, out_row, pos_row, code_0, code_1, code_tap, code_ow,
+                 code_first, identity, W, pw, ow_lo, ow_hi):
         for j in range(out_row.shape[0] // C):
             for c in range(C):  # C and kw are literals: channels and taps unroll
                 # not the identity, an argument: from a constant zero (an exact one for
@@ -303,6 +321,100 @@ def _first_of_four(a_0, a_1, a_2, a_3):
     return tap_second if best_second > best_first else tap_first
 
 
+@cache
+def _make_three_row_loop(with_positions, flat_index, reduction, shape):
+    """An output row of 3-wide windows three rows high whose input rows ``x_0``, ``x_1``,
+    ``x_2`` all lie inside the input, ``(C, kw, sw, dw)`` literal, folded straight into
+    the output: the inside windows ``ow_lo..ow_hi-1`` with their 9 taps in registers,
+    then the one or two windows that overhang the row's ends, tap by tap.
+
+    In the row walk such a row took 7 ns a window for its values and 17 with
+    positions (CIFAR's k3 s2 p1, rows of 16 windows, one thread: 15.0 and 35.9
+    ms); folded so, 2.9 and 5.1 ns. Maxima only: the walk's sums are divided
+    by per-window divisors this loop does not read.
+    """
+    C, kw, sw, dw = LITERAL_SHAPES[shape]
+    assert kw == 3 and reduction != SUM, "three rows: 3-wide windows, maxima"
+
+    @njit(inline="always")
+    def fold_row(x_0, x_1, x_2, out_row, pos_row, code_0, code_1, code_tap, code_ow,
+                 code_first, identity, W, pw, ow_lo, ow_hi):
+        # views from the first inside window: no index is negative, none is offset
+        at_0 = (ow_lo * sw - pw) * C
+        y_0, y_1, y_2 = x_0[at_0:], x_1[at_0:], x_2[at_0:]
+        out_in, pos_in = out_row[ow_lo * C:ow_hi * C], pos_row[ow_lo * C:ow_hi * C]
+        for j in range(ow_hi - ow_lo):
+            for c in range(C):
+                at = j * sw * C + c
+                best = y_0[at]
+                for th in range(3):
+                    y_th = y_0 if th == 0 else (y_1 if th == 1 else y_2)
+                    for tw in range(kw):
+                        v = y_th[at + tw * dw * C]
+                        best = v if beats(v, best, reduction) else best
+                i = j * C + c
+                out_in[i] = best
+                if not with_positions:
+                    continue
+                # the first maximum of each row of three, then of the rows' bests
+                best_0, tap_0 = _first_of_three(y_0[at], y_0[at + dw * C], y_0[at + 2 * dw * C])
+                best_1, tap_1 = _first_of_three(y_1[at], y_1[at + dw * C], y_1[at + 2 * dw * C])
+                best_2, tap_2 = _first_of_three(y_2[at], y_2[at + dw * C], y_2[at + 2 * dw * C])
+                second = best_1 > best_0
+                best_01 = best_1 if second else best_0
+                row = np.int32(1) if second else np.int32(0)
+                tap = tap_1 if second else tap_0
+                third = best_2 > best_01
+                row = np.int32(2) if third else row
+                tap = tap_2 if third else tap
+                pos_in[i] = _three_row_position(row, tap, ow_lo + j, flat_index, code_0,
+                                                code_1, code_tap, code_ow, code_first)
+        for e in range(ow_lo + out_row.shape[0] // C - ow_hi):
+            ow = e if e < ow_lo else ow_hi + e - ow_lo  # the left edge, then the right
+            start, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
+            for c in range(C):
+                first = (start + tw_lo * dw) * C + c
+                best = strict = x_0[first]
+                row, tap = np.int32(0), np.int32(tw_lo)
+                for th in range(3):
+                    x_th = x_0 if th == 0 else (x_1 if th == 1 else x_2)
+                    for tw in range(tw_lo, tw_hi):
+                        v = x_th[(start + tw * dw) * C + c]
+                        best = v if beats(v, best, reduction) else best
+                        later = v > strict  # the first maximum, NaN aside
+                        strict = v if later else strict
+                        row = np.int32(th) if later else row
+                        tap = np.int32(tw) if later else tap
+                out_row[ow * C + c] = best
+                if with_positions:
+                    pos_row[ow * C + c] = _three_row_position(
+                        row, tap, ow, flat_index, code_0, code_1, code_tap, code_ow,
+                        code_first)
+
+    return fold_row
+
+
+@njit(forceinline=True)
+def _first_of_three(a_0, a_1, a_2):
+    """The first maximum of three taps and its number, NaN aside: single comparisons."""
+    later = a_1 > a_0
+    best = a_1 if later else a_0
+    tap = np.int32(1) if later else np.int32(0)
+    later = a_2 > best
+    return (a_2 if later else best), (np.int32(2) if later else tap)
+
+
+@njit(forceinline=True)
+def _three_row_position(row, tap, ow, flat_index, code_0, code_1, code_tap, code_ow,
+                        code_first):
+    """The position of tap ``tap`` of input row ``row`` (0 to 2) in window ``ow``: its
+    number in the window, or its flat index from the first two rows' codes (the rows
+    are evenly spaced: no select among three codes)."""
+    if not flat_index:
+        return row * 3 + tap
+    return code_0 + row * (code_1 - code_0) + tap * code_tap + ow * code_ow + code_first
+
+
 def _literal_values(*arguments):
     """The values of an overload's literal arguments, or None while any is not yet literal
     (numba then types the call again with literals)."""
@@ -311,14 +423,16 @@ def _literal_values(*arguments):
     return tuple(a.literal_value for a in arguments)
 
 
-def _fold_whole_row(shape, with_positions, flat_index, reduction, x_0, x_1, out_row, pos_row,
-                    code_0, code_1, code_tap, code_ow, code_first, identity):
+def _fold_whole_row(shape, with_positions, flat_index, reduction, x_0, x_1, x_2, out_row,
+                    pos_row, code_0, code_1, code_tap, code_ow, code_first, identity, W,
+                    pw, ow_lo, ow_hi):
     """Fold an output row of whole inside windows straight into it (see the overload)."""
 
 
 @overload(_fold_whole_row, prefer_literal=True, inline="always")
-def _fold_whole_row_typed(shape, with_positions, flat_index, reduction, x_0, x_1, out_row,
-                          pos_row, code_0, code_1, code_tap, code_ow, code_first, identity):
+def _fold_whole_row_typed(shape, with_positions, flat_index, reduction, x_0, x_1, x_2, out_row,
+                          pos_row, code_0, code_1, code_tap, code_ow, code_first,
+                          identity, W, pw, ow_lo, ow_hi):
     """The loop for literal ``shape``, ``with_positions``, ``flat_index`` and
     ``reduction``; nothing for a shape without one (its kernels never take that branch).
 
@@ -329,16 +443,21 @@ def _fold_whole_row_typed(shape, with_positions, flat_index, reduction, x_0, x_1
     if choices is None:
         return None
     shape_, positions_, flat_index_, reduction_ = choices
-    if not WHOLE_ROWS[shape_]:
-        def nothing(shape, with_positions, flat_index, reduction, x_0, x_1, out_row, pos_row,
-                    code_0, code_1, code_tap, code_ow, code_first, identity):
+    height = whole_row_height(shape_, reduction_)
+    if not height:
+        def nothing(shape, with_positions, flat_index, reduction, x_0, x_1, x_2, out_row,
+                    pos_row, code_0, code_1, code_tap, code_ow, code_first, identity, W,
+                    pw, ow_lo, ow_hi):
             pass
         return nothing
-    loop = _make_whole_row_loop(positions_, flat_index_, reduction_, shape_)
+    loop = (_make_two_row_loop if height == 2 else _make_three_row_loop)(
+        positions_, flat_index_, reduction_, shape_)
 
-    def run(shape, with_positions, flat_index, reduction, x_0, x_1, out_row, pos_row, code_0,
-            code_1, code_tap, code_ow, code_first, identity):
-        loop(x_0, x_1, out_row, pos_row, code_0, code_1, code_tap, code_ow, code_first, identity)
+    def run(shape, with_positions, flat_index, reduction, x_0, x_1, x_2, out_row, pos_row,
+            code_0, code_1, code_tap, code_ow, code_first, identity, W, pw, ow_lo,
+            ow_hi):
+        loop(x_0, x_1, x_2, out_row, pos_row, code_0, code_1, code_tap, code_ow,
+             code_first, identity, W, pw, ow_lo, ow_hi)
 
     return run
 
@@ -428,6 +547,7 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
     first call only, and is cached on disk like the others.
     """
     literal = shape != GENERIC
+    whole_height = whole_row_height(shape, reduction)
     C_, kw_, sw_, dw_ = LITERAL_SHAPES[shape] if literal else (1, 1, 1, 1)
     # the loop over inside windows is chosen here, not by a numba overload: an overload
     # inlined into numba's IR is first compiled on its own as well (a tenth of a kernel's
@@ -503,21 +623,25 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
         # branches, the views of each row cost 2 to 4 times as much); the walk then takes
         # the rest, and the rows whose maxima hold a NaN (a NaN maximum's position is its
         # last NaN's: rare)
-        whole_rows = WHOLE_ROWS[shape] and kd == 1 and kh == 2 and ow_lo == 0 and ow_hi == OW
+        # two rows high: every window inside on W too; three: the edge windows in the loop
+        whole_rows = (whole_height != 0 and kd == 1 and kh == whole_height
+                      and (whole_height == 3 or (ow_lo == 0 and ow_hi == OW)))
         w_divisor = divisor_of_output[0] if reduction == SUM and one_divisor_on_w else 0.0
         walked = job_hi - job_lo
         if whole_rows:
             walked = 0
             for _ in range(job_lo, job_hi):
-                if _is_whole(od, oh, D, H, sd, sh, dh, pd, ph, divisors, w_divisor, kh * kw,
-                             reduction):
+                if _is_whole(od, oh, D, H, kh, sd, sh, dh, pd, ph, divisors, w_divisor,
+                             kh * kw, reduction):
                     d0, h0 = od * sd - pd, oh * sh - ph
+                    x_1 = x[b, d0, h0 + dh]
                     _fold_whole_row(
-                        shape, with_positions, flat_index, reduction, x[b, d0, h0],
-                        x[b, d0, h0 + dh], out[b, od, oh], position[b, od, oh],
+                        shape, with_positions, flat_index, reduction, x[b, d0, h0], x_1,
+                        x[b, d0, h0 + 2 * dh] if whole_height == 3 else x_1, out[b, od, oh],
+                        position[b, od, oh],
                         _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
                         _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw),
-                        code_tap, code_ow, code_0, identity)
+                        code_tap, code_ow, code_0, identity, W, pw, ow_lo, ow_hi)
                 else:
                     walked += 1
                 oh, od, b = _next_row(oh, od, b, OH, OD)
@@ -529,8 +653,8 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
         b, od, oh = b_0, od_0, oh_0
         for _ in range(job_lo if walked else job_hi, job_hi):
             out_row, pos_row = out[b, od, oh], position[b, od, oh]
-            if whole_rows and _is_whole(od, oh, D, H, sd, sh, dh, pd, ph, divisors, w_divisor,
-                                        kh * kw, reduction) and not (
+            if whole_rows and _is_whole(od, oh, D, H, kh, sd, sh, dh, pd, ph, divisors,
+                                        w_divisor, kh * kw, reduction) and not (
                                             with_positions and _has_nan(out_row)):
                 oh, od, b = _next_row(oh, od, b, OH, OD)
                 continue
@@ -616,12 +740,13 @@ def _next_row(oh, od, b, OH, OD):
 
 
 @njit(forceinline=True)
-def _is_whole(od, oh, D, H, sd, sh, dh, pd, ph, divisors, w_divisor, n_taps, reduction):
-    """Whether output row ``(od, oh)`` of windows one row deep and two high lies inside the
-    input (and, for sums, every divisor of it is the window's size ``n_taps``; a row's
-    divisors on ``W`` are all ``w_divisor``, or 0 where they differ)."""
+def _is_whole(od, oh, D, H, kh, sd, sh, dh, pd, ph, divisors, w_divisor, n_taps, reduction):
+    """Whether the input rows of output row ``(od, oh)``, of windows one row deep and
+    ``kh`` high, lie inside the input (and, for sums, every divisor of it is the
+    window's size ``n_taps``; a row's divisors on ``W`` are all ``w_divisor``, or 0
+    where they differ)."""
     d0, h0 = od * sd - pd, oh * sh - ph
-    inside = d0 >= 0 and d0 < D and h0 >= 0 and h0 + dh < H
+    inside = d0 >= 0 and d0 < D and h0 >= 0 and h0 + (kh - 1) * dh < H
     if reduction != SUM:
         return inside
     return inside and divisors[0][od] * divisors[1][oh] * w_divisor == n_taps
