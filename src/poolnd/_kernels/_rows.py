@@ -328,10 +328,10 @@ def _make_three_row_loop(with_positions, flat_index, reduction, shape):
     the output: the inside windows ``ow_lo..ow_hi-1`` with their 9 taps in registers,
     then the one or two windows that overhang the row's ends, tap by tap.
 
-    In the row walk such a row took 7 ns a window for its values and 17 with
-    positions (CIFAR's k3 s2 p1, rows of 16 windows, one thread: 15.0 and 35.9
-    ms); folded so, 2.9 and 5.1 ns. Maxima only: the walk's sums are divided
-    by per-window divisors this loop does not read.
+    CIFAR's k3 s2 p1 forward (rows of 16 windows), one thread: 15.0 ms for
+    the values and 35.9 with tap numbers in the row walk, 9.7 and 15.4 folded
+    so. Maxima only: the walk's sums are divided by per-window divisors this
+    loop does not read.
     """
     C, kw, sw, dw = LITERAL_SHAPES[shape]
     assert kw == 3 and reduction != SUM, "three rows: 3-wide windows, maxima"
