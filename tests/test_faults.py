@@ -20,6 +20,7 @@ import pytest
 
 import poolnd
 from poolnd import _parallel, nn
+from poolnd._families import _prepared
 
 X1 = np.random.default_rng(0).integers(-5, 6, (2, 3, 9, 8)).astype(np.float64)
 X2 = np.random.default_rng(1).integers(-5, 6, (1, 3, 11, 10)).astype(np.float64)
@@ -64,6 +65,19 @@ def _forward_backward(layer, x):
     return y, layer.backward(grad), grad
 
 
+@pytest.fixture
+def every_kernel_through_threads(monkeypatch):
+    """Every kernel run goes through ``_parallel.run_in_threads``, where ``_Interrupt``
+    raises: small prepared calls otherwise call their kernel directly, and the prepared
+    calls kept from other tests would keep doing so."""
+    before = poolnd.get_num_threads()
+    poolnd.set_num_threads(2)
+    monkeypatch.setattr(_parallel, "_SMALL_WORK", 0)
+    monkeypatch.setattr(_prepared, "_prepared", {})
+    yield
+    poolnd.set_num_threads(before)
+
+
 class _Interrupt:
     """``_parallel.run_in_threads``, raising KeyboardInterrupt on call ``at`` (0: the first)."""
 
@@ -79,7 +93,8 @@ class _Interrupt:
 
 @pytest.mark.parametrize("name", LAYERS)
 @pytest.mark.parametrize("at", [0, 1])
-def test_interrupted_forward_leaves_the_layer_as_it_was(name, at, monkeypatch):
+def test_interrupted_forward_leaves_the_layer_as_it_was(name, at, monkeypatch,
+                                                         every_kernel_through_threads):
     make = LAYERS[name]
     x2 = X2[0] if name.startswith("Fractional") else X2  # samples fix the batch shape
     x1 = X1[0] if name.startswith("Fractional") else X1
@@ -105,16 +120,18 @@ def test_interrupted_forward_leaves_the_layer_as_it_was(name, at, monkeypatch):
 
 
 @pytest.mark.parametrize("name", LAYERS)
-def test_interrupted_backward_leaves_the_layer_usable(name, monkeypatch):
+def test_interrupted_backward_leaves_the_layer_usable(name, monkeypatch,
+                                                      every_kernel_through_threads):
     make = LAYERS[name]
     x1 = X1[0] if name.startswith("Fractional") else X1
     _, want_g, grad = _forward_backward(make(), x1)
     layer = make()
     layer(x1)
-    monkeypatch.setattr(_parallel, "run_in_threads", _Interrupt(0))
+    interrupt = _Interrupt(0)
+    monkeypatch.setattr(_parallel, "run_in_threads", interrupt)
     with pytest.raises(KeyboardInterrupt):
         layer.backward(grad)
-    monkeypatch.undo()
+    monkeypatch.setattr(_parallel, "run_in_threads", interrupt.real)
     np.testing.assert_array_equal(layer.backward(grad), want_g)
 
 
