@@ -70,12 +70,8 @@ def every_kernel_through_threads(monkeypatch):
     """Every kernel run goes through ``_parallel.run_in_threads``, where ``_Interrupt``
     raises: small prepared calls otherwise call their kernel directly, and the prepared
     calls kept from other tests would keep doing so."""
-    before = poolnd.get_num_threads()
-    poolnd.set_num_threads(2)
     monkeypatch.setattr(_parallel, "_SMALL_WORK", 0)
     monkeypatch.setattr(_prepared, "_prepared", {})
-    yield
-    poolnd.set_num_threads(before)
 
 
 class _Interrupt:
