@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from reference import ref_max_pool
 
 import poolnd
 import poolnd.nn
@@ -384,6 +385,48 @@ def test_large_windows_equal_torch(n, data, options):
     assert_close(poolnd.avg_pool(x, geo.kernel, **arguments, count_include_pad=count_include_pad,
                                  divisor_override=divisor_override),
                  torch_avg(x, geo, count_include_pad, divisor_override)[0])
+
+
+# Stride 1 along the last axis: rows pooled by doubling, the last two axes in one pass over
+# strips of planes. One plane is split in strips between the threads; rows of vectors of C
+# come from channels-last inputs; NaN and ties test the folds.
+STRIDE_ONE_CASES = [
+    # shape, kernel, padding, axes, stride
+    ((1, 1, 40, 37), (15, 9), (7, 4), None, 1),
+    ((2, 3, 31, 50), (5, 17), (2, 8), None, (2, 1)),
+    ((1, 23, 29, 5), (9, 7), (4, 3), (1, 2), 1),
+    ((3, 4, 50), (17,), (8,), None, 1),
+    ((2, 19, 3), (16,), (0,), (1,), 1),
+    ((2, 9, 10, 11, 2), (3, 4, 5), (1, 2, 2), (1, 2, 3), 1),
+]
+
+
+@pytest.mark.parametrize("shape, kernel, padding, axes, stride", STRIDE_ONE_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stride_one_large_windows_equal_torch(shape, kernel, padding, axes, stride, dtype):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.integers(-3, 4, shape).astype(dtype)  # ties everywhere
+    x[rng.random(shape) < 0.02] = np.nan
+    n = len(kernel)
+    axes = tuple(range(-n, 0)) if axes is None else axes
+    moved = np.moveaxis(x, axes, tuple(range(-n, 0)))  # torch pools the last axes
+    geo = Geometry(moved.shape[-n:], kernel, (1,) * n if stride == 1 else stride, padding,
+                   (1,) * n, False, False)
+    arguments = dict(stride=geo.stride, padding=padding, axes=axes)
+    want = torch_max(np.ascontiguousarray(moved), geo)[0]
+    assert_identical(poolnd.max_pool(x, kernel, **arguments),
+                     np.moveaxis(want, tuple(range(-n, 0)), axes))
+    assert_identical(poolnd.max_pool(x, kernel, **arguments, nan_policy="omit"),
+                     ref_max_pool(x, kernel, **arguments, nan_policy="omit")[0])
+    finite = np.nan_to_num(x, nan=0.5)
+    for count_include_pad in (True, False):
+        want = torch_avg(np.ascontiguousarray(np.moveaxis(finite, axes, tuple(range(-n, 0)))),
+                         geo, count_include_pad, None)[0]
+        got = poolnd.avg_pool(finite, kernel, **arguments, count_include_pad=count_include_pad)
+        assert_close(np.moveaxis(got, axes, tuple(range(-n, 0))), want)
+        # NaN in a window gives NaN there, and the windows without one are still averaged
+        got = poolnd.avg_pool(x, kernel, **arguments, count_include_pad=count_include_pad)
+        assert_identical(np.isnan(got), np.isnan(poolnd.max_pool(x, kernel, **arguments)))
 
 
 @NDIMS

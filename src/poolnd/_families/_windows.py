@@ -1,8 +1,8 @@
 """The sliding-window engine that max, average and LP pooling share.
 
 The row walk of :mod:`poolnd._kernels._rows` over canonical input, and for
-large overlapping windows the one-axis-at-a-time running folds of
-:mod:`poolnd._kernels.running`.
+large overlapping windows the one-axis-at-a-time passes of
+:mod:`poolnd._kernels.running` (doubling along rows, running folds across them).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 
 from .. import _parallel
 from .._geometry import PoolPlan
-from .._kernels import _rows
-from .._kernels.running import running_pool as _running_pool
+from .._kernels import _rows, running
+from .._kernels.reductions import SUM
 from .._layout import (
     as_kernel_args,
     as_row_array,
@@ -111,30 +111,100 @@ def prepared_row_walk(plan: PoolPlan, x: np.ndarray, reduction: int, identity, *
     return call
 
 
+# What one job of the fused two-axis pass keeps at hand (its strip's rows pooled, the
+# running folds' two buffers, the strip's results): about half of one core's L2 cache.
+_STRIP_BYTES = 3 << 19
+
+
 def pool_separably(x, geometry, reduction, identity):
     """Values of ``(B, *L, C)`` pooled one axis at a time (see ``_kernels.running``), in
     the identity's dtype (a sum's accumulator).
 
-    Along the last axis at stride 1 the row walk's tap-by-tap loop runs
-    instead: its taps are contiguous runs of the whole row, where the running
-    folds would be scalar for few channels. It runs whatever ``C``: a sum's
-    rounding must not depend on it, for the Dask backend's blocks may split
-    the inner batch axes that make up ``C``.
+    At stride 1 along the last axis, its rows are pooled by doubling, and the
+    last two axes in one pass over strips of planes (``separable_kernel``);
+    the other axes by running folds along them. The last axis's rows are
+    vectors of ``C``, each element pooled on its own: a sum's rounding does not
+    depend on ``C``, for the Dask backend's blocks may split the inner batch
+    axes that make up ``C``.
     """
+    return _pool_separably(x, geometry, reduction, identity)[0]
+
+
+def mean_separably(x, geometry, identity, factors):
+    """Means of ``(B, *L, C)``, summed as :func:`pool_separably` does (in the float dtype
+    of ``identity``) and divided by the products of the per-axis ``factors`` (exact in
+    float64); and whether every mean is finite.
+
+    Where the last pass pools two axes, it divides each strip while it is in
+    cache, and finds the non-finite ones as it goes.
+    """
+    means, nonfinite = _pool_separably(x, geometry, SUM, identity, factors)
+    if nonfinite is None:  # summed along one axis last: divided here
+        np.divide(means, window_divisors(factors, means.ndim), out=means, casting="unsafe")
+        with np.errstate(over="ignore", invalid="ignore"):  # the check's own sum: no warning
+            return means, bool(np.isfinite(means.sum()))
+    return means, not nonfinite.any()
+
+
+def window_divisors(factors, ndim: int) -> np.ndarray:
+    """The divisors of windows ``(B, *O, C)`` (``ndim`` axes), broadcast: the products of
+    the per-axis ``factors``."""
+    divisor = np.ones((1,) * ndim)
+    for axis, factor in enumerate(factors):
+        shape = [1] * ndim
+        shape[axis + 1] = factor.size
+        divisor = divisor * factor.reshape(shape)
+    return divisor
+
+
+def _pool_separably(x, geometry, reduction, identity, factors=None):
+    """:func:`pool_separably`, and with ``factors`` its sums divided where the last pass
+    pools two axes: then with the jobs' flags of non-finite quotients (else None)."""
     kernel, stride, _, before, _, outs = geometry
-    for axis in reversed(range(len(kernel))):
+    dtype = np.asarray(identity).dtype
+    last, channels = len(kernel) - 1, x.shape[-1]
+    by_folds, nonfinite = len(kernel), None  # the axes left to the running folds
+    if stride[last] == 1 and last == 0:  # one pooled axis: its rows alone
+        rows = math.prod(x.shape[:1])
+        out = np.empty((*x.shape[:1], outs[0], channels), dtype)
+        _parallel.run_in_threads(
+            running.doubling_kernel(reduction), rows, x.size + out.size,
+            x.reshape(rows, x.shape[1] * channels), out.reshape(rows, outs[0] * channels),
+            channels, kernel[0], before[0], identity)
+        return out, None
+    if stride[last] == 1:  # the last two axes in one pass
+        planes, height, width = math.prod(x.shape[:last]), x.shape[last], x.shape[last + 1]
+        out = np.empty((*x.shape[:last], outs[last - 1], outs[last], channels), dtype)
+        k, s, pad = kernel[last - 1], stride[last - 1], before[last - 1]
+        strip = _strip(planes, height + 2 * ((outs[last - 1] - 1) * s + k) + outs[last - 1],
+                       outs[last], channels * dtype.itemsize)
+        jobs = planes * -(-outs[last] // strip)
+        divides = last == 1 and factors is not None  # no pass after this one: it divides
+        divisors = factors if divides else (np.empty(0), np.empty(0))
+        nonfinite = np.zeros(jobs if divides else 0, np.bool_)
+        _parallel.run_in_threads(
+            running.separable_kernel(reduction), jobs, x.size + out.size,
+            x.reshape(planes, height, width * channels),
+            out.reshape(planes, outs[last - 1], outs[last] * channels), channels, k, s, pad,
+            kernel[last], before[last], strip, identity, *divisors, nonfinite)
+        x, by_folds, nonfinite = out, last - 1, nonfinite if divides else None
+    for axis in reversed(range(by_folds)):
         lines, length = math.prod(x.shape[:axis + 1]), x.shape[axis + 1]
         inner = math.prod(x.shape[axis + 2:])
-        out = np.empty((*x.shape[:axis + 1], outs[axis], *x.shape[axis + 2:]),
-                       np.asarray(identity).dtype)
-        if axis == len(kernel) - 1 and stride[axis] == 1:
-            forward_rows(x.reshape(lines, length, inner), out.reshape(lines, outs[axis], inner),
-                          None, tuple((t[axis],) for t in geometry), reduction, identity,
-                          divisors=(np.ones(1), np.ones(1), np.ones(outs[axis])))
-        else:
-            _parallel.run_in_threads(
-                _running_pool, lines, x.size + out.size, x.reshape(lines, length, inner),
-                out.reshape(lines, outs[axis], inner), kernel[axis], stride[axis], before[axis],
-                identity, reduction)
+        out = np.empty((*x.shape[:axis + 1], outs[axis], *x.shape[axis + 2:]), dtype)
+        _parallel.run_in_threads(
+            running.running_pool, lines, x.size + out.size, x.reshape(lines, length, inner),
+            out.reshape(lines, outs[axis], inner), kernel[axis], stride[axis], before[axis],
+            identity, reduction)
         x = out
-    return x
+    return x, nonfinite
+
+
+def _strip(planes: int, lines: int, width: int, column_bytes: int) -> int:
+    """Output columns per job of the two-axis pass: what a job keeps (``lines`` rows of a
+    column each) within ``_STRIP_BYTES``, and a plane split so that every thread has work."""
+    strip = max(1, _STRIP_BYTES // (lines * column_bytes))
+    threads = _parallel.get_num_threads()
+    if 0 < planes < threads:
+        strip = min(strip, -(-width // -(-threads // planes)))
+    return max(1, min(strip, width))

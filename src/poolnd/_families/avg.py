@@ -37,7 +37,14 @@ from .._layout import (
 )
 from .._parallel import prepared_run
 from ._prepared import layout, prepared, prepared_for
-from ._windows import forward_rows, is_large_window, pool_separably, prepared_row_walk
+from ._windows import (
+    forward_rows,
+    is_large_window,
+    mean_separably,
+    pool_separably,
+    prepared_row_walk,
+    window_divisors,
+)
 
 
 @lru_cache(maxsize=256)
@@ -88,15 +95,17 @@ def avg_canonical(x, geometry, include_pad: bool, override: int, accumulate=None
     # Summed one axis at a time, a window whose partial sums overflow can give NaN
     # (inf - inf) where a sum in PyTorch's row-major order gives inf; any non-finite
     # total (rare: one cheap sum finds it) is therefore summed again window by window.
-    large = is_large_window(geometry)
-    sums = pool_separably(x, geometry, SUM, accumulate.type(0)) if large else None
-    finite = False
-    if large:
-        with np.errstate(over="ignore", invalid="ignore"):  # the check's own sum: no warning
-            finite = np.isfinite(sums.sum())
-    if finite:
-        return _divided(sums, divisors(x.shape[1:-1], geometry, include_pad, override)[-n:],
-                        write)
+    if is_large_window(geometry):
+        factors = divisors(x.shape[1:-1], geometry, include_pad, override)[-n:]
+        if write == accumulate and write.kind == "f":  # divided as they are summed
+            means, finite = mean_separably(x, geometry, accumulate.type(0), factors)
+        else:
+            sums = pool_separably(x, geometry, SUM, accumulate.type(0))
+            with np.errstate(over="ignore", invalid="ignore"):  # the check's own sum
+                finite = np.isfinite(sums.sum())
+            means = _divided(sums, factors, write) if finite else None
+        if finite:
+            return means
     if n > KERNEL_AXES:
         between = write if write.kind == "f" else np.dtype(np.float64)  # not rounded yet
 
@@ -125,12 +134,7 @@ def _divided(sums, factors, write):
     per-axis ``factors``, exact in float64), as ``write`` (an integer dtype: rounded half
     to even and clipped to its range, as the kernels store it)."""
     quotient = sums if sums.dtype.kind == "f" else sums.astype(np.float64)
-    divisor = np.ones((1,) * quotient.ndim)
-    for axis, factor in enumerate(factors):
-        shape = [1] * quotient.ndim
-        shape[axis + 1] = factor.size
-        divisor = divisor * factor.reshape(shape)
-    np.divide(quotient, divisor, out=quotient, casting="unsafe")
+    np.divide(quotient, window_divisors(factors, quotient.ndim), out=quotient, casting="unsafe")
     if write.kind != "f":
         info = np.iinfo(write)
         np.clip(np.rint(quotient, out=quotient), info.min, info.max, out=quotient)
