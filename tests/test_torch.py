@@ -5,6 +5,7 @@ every output length >= 1. PyTorch computes on a contiguous (planes, 1, *spatial)
 so its flat indices (h*W + w) do not depend on the batch layout poolnd sees.
 """
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -823,6 +824,41 @@ def test_rows_of_3x3_stride_2_windows_folded_whole_equal_torch(dtype, geometry):
             layer = poolnd.nn.MaxPool2d(3, 2, padding, dilation, ceil_mode=ceil_mode)
             assert_identical(layer(case), values)
             assert_identical(layer.backward(grad), t.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "uint8", "int16"])
+@pytest.mark.parametrize("padding, ceil_mode", [(1, False), (0, False), (0, True), (1, True)])
+def test_rows_of_3x3_stride_2_averages_folded_whole_equal_torch(dtype, padding, ceil_mode):
+    """Averages of the rows whose three input rows lie inside the input, every divisor 9
+    (the edge windows' too), go straight into the output; the others (other divisors, an
+    override) the walk. At every output width from 1 to 24, of small whole numbers (sums
+    exact, so one correctly rounded division gives torch's bits), NaN included: the
+    input's float dtype, float64 for integers, and integers rounded half to even."""
+    rng = np.random.default_rng(4)
+    low = -4 if dtype != "uint8" else 0
+    for width in range(1, 25):
+        length = max(1, 2 * (width - 1) + 3 - 2)
+        x = rng.integers(low, 5, (2, 2, 9, length)).astype(dtype)
+        cases = [x]
+        if dtype.startswith("float"):
+            cases.append(x.copy())
+            cases[-1][1, 0, 4, length // 2] = np.nan
+        for case, (count_include_pad, override) in itertools.product(
+                cases, [(True, None), (False, None), (True, 5)]):
+            arguments = (3, 2, padding, ceil_mode, count_include_pad, override)
+            try:
+                want = F.avg_pool2d(torch.from_numpy(case.astype(np.float64)), *arguments)
+            except RuntimeError:  # no output at this width: poolnd refuses it too
+                with pytest.raises(ValueError):
+                    poolnd.avg_pool2d(case, *arguments)
+                continue
+            want = want.numpy()
+            got = poolnd.avg_pool2d(case, *arguments)
+            assert_identical(got, want.astype(dtype) if dtype.startswith("float") else want)
+            if not dtype.startswith("float"):
+                info = np.iinfo(dtype)
+                assert_identical(poolnd.avg_pool2d(case, *arguments, dtype=dtype),
+                                 np.clip(np.rint(want), info.min, info.max).astype(dtype))
 
 
 @pytest.mark.parametrize("kernel", [2, 3])

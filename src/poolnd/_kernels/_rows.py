@@ -42,9 +42,9 @@ variable stops the compiler from vectorising.
 
 Rows that go straight into the output: where every input row of an output
 row's windows lies inside the input, rows of 2x2 windows (all inside on
-``W`` too) and of 3x3 stride-2 windows (maxima; the row's edge windows in
-the same loop) are folded with each window's taps in registers, its value
-and position written once (:func:`_make_two_row_loop`,
+``W`` too) and of 3x3 stride-2 windows (the row's edge windows in the same
+loop) are folded with each window's taps in registers, its value and
+position written once (:func:`_make_two_row_loop`,
 :func:`_make_three_row_loop`). The walk takes the other rows, and the rows
 whose maxima hold a NaN.
 
@@ -82,17 +82,23 @@ GENERIC = len(LITERAL_SHAPES)
 # How many rows high (kh, with kd == 1) a shape's windows must be to go straight into the
 # output, when every input row of an output row's windows lies inside the input: 2x2
 # windows (see _make_two_row_loop) and the 3x3 stride-2 windows of ResNet's and CIFAR
-# networks' pooling (maxima only: see _make_three_row_loop); 0 for never. Indexed by any
-# shape, GENERIC last.
+# networks' pooling (see _make_three_row_loop); 0 for never. Indexed by any shape, GENERIC
+# last.
 WHOLE_ROW_HEIGHT = (*({(2, 2): 2, (3, 2): 3}.get((kw, sw), 0) for _, kw, sw, _ in LITERAL_SHAPES),
                     0)
+
+
+# Sums of 3x3 stride-2 windows go straight into the output on rows of at most this many
+# windows; on longer rows the walk's tap-by-tap passes, which vectorise across the row, are
+# faster (float32, 2 threads: rows of 16 windows 10.6 -> 7.3 ms, of 28 6.3 -> 3.9 ms, of
+# 56 13.2 -> 15.3 ms)
+_SHORT_SUM_ROW = 32
 
 
 def whole_row_height(shape, reduction):
     """How many rows high the windows of rows that go straight into the output are, for a
     kernel of ``shape`` and ``reduction`` (see ``WHOLE_ROW_HEIGHT``); 0 for none."""
-    height = WHOLE_ROW_HEIGHT[shape]
-    return 0 if height == 3 and reduction == SUM else height
+    return WHOLE_ROW_HEIGHT[shape]
 
 
 def _store(row, i, value):
@@ -341,11 +347,13 @@ def _make_three_row_loop(with_positions, flat_index, reduction, shape):
 
     CIFAR's k3 s2 p1 forward (rows of 16 windows), one thread: 15.0 ms for
     the values and 35.9 with tap numbers in the row walk, 9.7 and 15.4 folded
-    so. Maxima only: the walk's sums are divided by per-window divisors this
-    loop does not read.
+    so. A sum adds the taps in the walk's order and is divided by the window's
+    size, 9, as the walk's is (the caller checks that every divisor of the row,
+    the edge windows' too, is that size).
     """
     C, kw, sw, dw = LITERAL_SHAPES[shape]
-    assert kw == 3 and reduction != SUM, "three rows: 3-wide windows, maxima"
+    assert kw == 3, "three rows: 3-wide windows"
+    size = 9.0  # the divisor of every window of a row whose windows' sums are divided here
 
     @_row_fold_jit(with_positions)
     def fold_row(x_0, x_1, x_2, out_row, pos_row, code_0, code_1, code_tap, code_ow,
@@ -357,13 +365,20 @@ def _make_three_row_loop(with_positions, flat_index, reduction, shape):
         for j in range(ow_hi - ow_lo):
             for c in range(C):
                 at = j * sw * C + c
-                best = y_0[at]
+                # a sum from a constant zero, as in the two-row loop
+                best = identity - identity if reduction == SUM else y_0[at]
                 for th in range(3):
                     y_th = y_0 if th == 0 else (y_1 if th == 1 else y_2)
                     for tw in range(kw):
                         v = y_th[at + tw * dw * C]
-                        best = v if beats(v, best, reduction) else best
+                        if reduction == SUM:
+                            best += v
+                        else:
+                            best = v if beats(v, best, reduction) else best
                 i = j * C + c
+                if reduction == SUM:
+                    _store(out_in, i, best / size)
+                    continue
                 out_in[i] = best
                 if not with_positions:
                     continue
@@ -384,6 +399,14 @@ def _make_three_row_loop(with_positions, flat_index, reduction, shape):
             ow = e if e < ow_lo else ow_hi + e - ow_lo  # the left edge, then the right
             start, tw_lo, tw_hi = taps_in_input(ow, W, kw, sw, dw, pw)
             for c in range(C):
+                if reduction == SUM:
+                    total = identity - identity
+                    for th in range(3):
+                        x_th = x_0 if th == 0 else (x_1 if th == 1 else x_2)
+                        for tw in range(tw_lo, tw_hi):
+                            total += x_th[(start + tw * dw) * C + c]
+                    _store(out_row, ow * C + c, total / size)
+                    continue
                 first = (start + tw_lo * dw) * C + c
                 best = strict = x_0[first]
                 row, tap = np.int32(0), np.int32(tw_lo)
@@ -636,7 +659,8 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
         # last NaN's: rare)
         # two rows high: every window inside on W too; three: the edge windows in the loop
         whole_rows = (whole_height != 0 and kd == 1 and kh == whole_height
-                      and (whole_height == 3 or (ow_lo == 0 and ow_hi == OW)))
+                      and (whole_height == 3 or (ow_lo == 0 and ow_hi == OW))
+                      and (whole_height == 2 or reduction != SUM or OW <= _SHORT_SUM_ROW))
         w_divisor = divisor_of_output[0] if reduction == SUM and one_divisor_on_w else 0.0
         walked = job_hi - job_lo
         if whole_rows:
