@@ -143,7 +143,6 @@ def _spread_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, diviso
                             row[i] += more[i]
 
 
-
 @njit(forceinline=True)
 def _tiles_backward(grad_out, grad_in, C, kernel, divisors, b_lo, b_hi):
     """:func:`avg_pool_backward` where the windows tile the input (stride = kernel, no
@@ -159,9 +158,7 @@ def _tiles_backward(grad_out, grad_in, C, kernel, divisors, b_lo, b_hi):
     for b in range(b_lo, b_hi):
         for d in range(D):
             od = d // kd
-            # h // kh and h % kh, counted: two integer divisions a row cost more than a
-            # short row's copy (the digits' 8x8 planes: 95 -> 20 us a backward)
-            oh, into = 0, 0
+            oh, into = 0, 0  # h // kh and h % kh, counted row by row
             for h in range(H):
                 row = grad_in[b, d, h]
                 if od >= OD or oh >= OH:
