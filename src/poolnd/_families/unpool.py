@@ -39,10 +39,6 @@ def max_unpool(x, indices, kernel_size, stride, padding, output_size, axes, *, o
     return max_unpool_planned(x, indices, plan)[0]
 
 
-
-
-
-
 def max_unpool_backward(grad_output, indices, kernel_size, stride, padding, output_size, axes,
                          *, op, n=None):
     indices = as_array(indices, "indices")
@@ -60,10 +56,3 @@ def unpool_backward_planned(grad_output, indices: np.ndarray, plan: PoolPlan) ->
     result, compute = gradient_dtypes(grad.dtype)
     grad = grad.astype(compute, copy=False)
     return gather_flat(grad, indices, plan).astype(result, copy=False)
-
-
-# --------------------------------------------------------------------------- 1d/2d/3d names
-
-
-
-
