@@ -14,7 +14,6 @@ import numpy as np
 from .. import _parallel
 from .._geometry import PoolPlan
 from .._kernels import _rows, running
-from .._kernels.reductions import SUM
 from .._layout import (
     as_kernel_args,
     as_row_array,
@@ -116,9 +115,9 @@ def prepared_row_walk(plan: PoolPlan, x: np.ndarray, reduction: int, identity, *
 _STRIP_BYTES = 3 << 19
 
 
-def pool_separably(x, geometry, reduction, identity):
-    """Values of ``(B, *L, C)`` pooled one axis at a time (see ``_kernels.running``), in
-    the identity's dtype (a sum's accumulator).
+def pool_separably(x, geometry, reduction, identity, factors=None):
+    """``(values, nonfinite)``: ``(B, *L, C)`` pooled one axis at a time (see
+    ``_kernels.running``), in the identity's dtype (a sum's accumulator).
 
     At stride 1 along the last axis, its rows are pooled by doubling, and the
     last two axes in one pass over strips of planes (``separable_kernel``);
@@ -126,51 +125,23 @@ def pool_separably(x, geometry, reduction, identity):
     vectors of ``C``, each element pooled on its own: a sum's rounding does not
     depend on ``C``, for the Dask backend's blocks may split the inner batch
     axes that make up ``C``.
+
+    With ``factors`` (an average's per-axis divisors), where the pass that pools
+    the last two axes is the last, it divides the sums while they are in
+    cache, and ``nonfinite`` holds each of its jobs' flag of an infinite or NaN
+    quotient; elsewhere ``nonfinite`` is None and the values are sums still.
     """
-    return _pool_separably(x, geometry, reduction, identity)[0]
-
-
-def mean_separably(x, geometry, identity, factors):
-    """Means of ``(B, *L, C)``, summed as :func:`pool_separably` does (in the float dtype
-    of ``identity``) and divided by the products of the per-axis ``factors`` (exact in
-    float64); and whether every mean is finite.
-
-    Where the last pass pools two axes, it divides each strip while it is in
-    cache, and finds the non-finite ones as it goes.
-    """
-    means, nonfinite = _pool_separably(x, geometry, SUM, identity, factors)
-    if nonfinite is None:  # summed along one axis last: divided here
-        np.divide(means, window_divisors(factors, means.ndim), out=means, casting="unsafe")
-        with np.errstate(over="ignore", invalid="ignore"):  # the check's own sum: no warning
-            return means, bool(np.isfinite(means.sum()))
-    return means, not nonfinite.any()
-
-
-def window_divisors(factors, ndim: int) -> np.ndarray:
-    """The divisors of windows ``(B, *O, C)`` (``ndim`` axes), broadcast: the products of
-    the per-axis ``factors``."""
-    divisor = np.ones((1,) * ndim)
-    for axis, factor in enumerate(factors):
-        shape = [1] * ndim
-        shape[axis + 1] = factor.size
-        divisor = divisor * factor.reshape(shape)
-    return divisor
-
-
-def _pool_separably(x, geometry, reduction, identity, factors=None):
-    """:func:`pool_separably`, and with ``factors`` its sums divided where the last pass
-    pools two axes: then with the jobs' flags of non-finite quotients (else None)."""
     kernel, stride, _, before, _, outs = geometry
     dtype = np.asarray(identity).dtype
     last, channels = len(kernel) - 1, x.shape[-1]
     by_folds, nonfinite = len(kernel), None  # the axes left to the running folds
     if stride[last] == 1 and last == 0:  # one pooled axis: its rows alone
-        rows = math.prod(x.shape[:1])
-        out = np.empty((*x.shape[:1], outs[0], channels), dtype)
+        out = np.empty((x.shape[0], outs[0], channels), dtype)
         _parallel.run_in_threads(
-            running.doubling_kernel(reduction), rows, x.size + out.size,
-            x.reshape(rows, x.shape[1] * channels), out.reshape(rows, outs[0] * channels),
-            channels, kernel[0], before[0], identity)
+            running.doubling_kernel(reduction), x.shape[0], x.size + out.size,
+            x.reshape(x.shape[0], x.shape[1] * channels),
+            out.reshape(x.shape[0], outs[0] * channels), channels, kernel[0], before[0],
+            identity)
         return out, None
     if stride[last] == 1:  # the last two axes in one pass
         planes, height, width = math.prod(x.shape[:last]), x.shape[last], x.shape[last + 1]
@@ -181,13 +152,13 @@ def _pool_separably(x, geometry, reduction, identity, factors=None):
         jobs = planes * -(-outs[last] // strip)
         divides = last == 1 and factors is not None  # no pass after this one: it divides
         divisors = factors if divides else (np.empty(0), np.empty(0))
-        nonfinite = np.zeros(jobs if divides else 0, np.bool_)
+        flags = np.zeros(jobs if divides else 0, np.bool_)
         _parallel.run_in_threads(
             running.separable_kernel(reduction), jobs, x.size + out.size,
             x.reshape(planes, height, width * channels),
             out.reshape(planes, outs[last - 1], outs[last] * channels), channels, k, s, pad,
-            kernel[last], before[last], strip, identity, *divisors, nonfinite)
-        x, by_folds, nonfinite = out, last - 1, nonfinite if divides else None
+            kernel[last], before[last], strip, identity, *divisors, flags)
+        x, by_folds, nonfinite = out, last - 1, flags if divides else None
     for axis in reversed(range(by_folds)):
         lines, length = math.prod(x.shape[:axis + 1]), x.shape[axis + 1]
         inner = math.prod(x.shape[axis + 2:])

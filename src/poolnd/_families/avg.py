@@ -37,14 +37,7 @@ from .._layout import (
 )
 from .._parallel import prepared_run
 from ._prepared import layout, prepared, prepared_for
-from ._windows import (
-    forward_rows,
-    is_large_window,
-    mean_separably,
-    pool_separably,
-    prepared_row_walk,
-    window_divisors,
-)
+from ._windows import forward_rows, is_large_window, pool_separably, prepared_row_walk
 
 
 @lru_cache(maxsize=256)
@@ -97,15 +90,17 @@ def avg_canonical(x, geometry, include_pad: bool, override: int, accumulate=None
     # total (rare: one cheap sum finds it) is therefore summed again window by window.
     if is_large_window(geometry):
         factors = divisors(x.shape[1:-1], geometry, include_pad, override)[-n:]
-        if write == accumulate and write.kind == "f":  # divided as they are summed
-            means, finite = mean_separably(x, geometry, accumulate.type(0), factors)
-        else:
-            sums = pool_separably(x, geometry, SUM, accumulate.type(0))
+        # divided as they are summed, where the sums are rounded as written
+        in_pass = write == accumulate and write.kind == "f"
+        sums, nonfinite = pool_separably(x, geometry, SUM, accumulate.type(0),
+                                         factors if in_pass else None)
+        if nonfinite is None:  # sums still
             with np.errstate(over="ignore", invalid="ignore"):  # the check's own sum
                 finite = np.isfinite(sums.sum())
-            means = _divided(sums, factors, write) if finite else None
-        if finite:
-            return means
+            if finite:
+                return _divided(sums, factors, write)
+        elif not nonfinite.any():  # means, all finite
+            return sums
     if n > KERNEL_AXES:
         between = write if write.kind == "f" else np.dtype(np.float64)  # not rounded yet
 
@@ -134,7 +129,12 @@ def _divided(sums, factors, write):
     per-axis ``factors``, exact in float64), as ``write`` (an integer dtype: rounded half
     to even and clipped to its range, as the kernels store it)."""
     quotient = sums if sums.dtype.kind == "f" else sums.astype(np.float64)
-    np.divide(quotient, window_divisors(factors, quotient.ndim), out=quotient, casting="unsafe")
+    divisor = np.ones((1,) * quotient.ndim)
+    for axis, factor in enumerate(factors):
+        shape = [1] * quotient.ndim
+        shape[axis + 1] = factor.size
+        divisor = divisor * factor.reshape(shape)
+    np.divide(quotient, divisor, out=quotient, casting="unsafe")
     if write.kind != "f":
         info = np.iinfo(write)
         np.clip(np.rint(quotient, out=quotient), info.min, info.max, out=quotient)

@@ -60,7 +60,7 @@ def _max_canonical(x: np.ndarray, geometry, kind: int, omit_nan: bool):
     reduction = MAX_OMIT_NAN if omit_nan else MAX
     lowest = max_identity(x.dtype, omit_nan)
     if kind == NO_POSITION and is_large_window(geometry):
-        return pool_separably(x, geometry, reduction, lowest), None
+        return pool_separably(x, geometry, reduction, lowest)[0], None
     if x.ndim - 2 > KERNEL_AXES:
         # positions are flat indices here (window positions are derived from them)
         return in_two_stages(x, lambda part, axes: _max_canonical(

@@ -95,12 +95,6 @@ WHOLE_ROW_HEIGHT = (*({(2, 2): 2, (3, 2): 3}.get((kw, sw), 0) for _, kw, sw, _ i
 _SHORT_SUM_ROW = 32
 
 
-def whole_row_height(shape, reduction):
-    """How many rows high the windows of rows that go straight into the output are, for a
-    kernel of ``shape`` and ``reduction`` (see ``WHOLE_ROW_HEIGHT``); 0 for none."""
-    return WHOLE_ROW_HEIGHT[shape]
-
-
 def _store(row, i, value):
     """``row[i] = value``; into an integer row rounded half to even, clipped to its range."""
 
@@ -477,7 +471,7 @@ def _fold_whole_row_typed(shape, with_positions, flat_index, reduction, x_0, x_1
     if choices is None:
         return None
     shape_, positions_, flat_index_, reduction_ = choices
-    height = whole_row_height(shape_, reduction_)
+    height = WHOLE_ROW_HEIGHT[shape_]
     if not height:
         def nothing(shape, with_positions, flat_index, reduction, x_0, x_1, x_2, out_row,
                     pos_row, code_0, code_1, code_tap, code_ow, code_first, identity, W,
@@ -581,7 +575,7 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
     first call only, and is cached on disk like the others.
     """
     literal = shape != GENERIC
-    whole_height = whole_row_height(shape, reduction)
+    whole_height = WHOLE_ROW_HEIGHT[shape]
     C_, kw_, sw_, dw_ = LITERAL_SHAPES[shape] if literal else (1, 1, 1, 1)
     # the loop over inside windows is chosen here, not by a numba overload: an overload
     # inlined into numba's IR is first compiled on its own as well (a tenth of a kernel's

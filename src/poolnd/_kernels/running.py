@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from ._cache import cached_kernel
+from ._windows import per_output
 from .reductions import SUM, fold
 
 
@@ -155,7 +156,7 @@ def _doubled_rows(rows, levels, first, m, k, C, identity, reduction):
 
 
 @njit(inline="always")
-def _store(done, out_rows, divisors, across):
+def _store_rows(done, out_rows, divisors, across):
     """Rows ``done`` into ``out_rows`` (as wide or narrower), divided by ``divisors[o] *
     across[i]`` unless ``divisors`` is empty; whether any quotient is infinite or NaN."""
     nonfinite = False
@@ -195,7 +196,7 @@ def doubling_kernel(reduction):
             lo = min(lo, job_hi - G)  # the last rows at once end at the last: some again
             result = levels[_doubled_rows(x[lo:lo + G], levels, -pad, m, k, C, identity,
                                           reduction)]
-            _store(result.reshape(G, P * C), out[lo:lo + G], no_divisors, no_divisors)
+            _store_rows(result.reshape(G, P * C), out[lo:lo + G], no_divisors, no_divisors)
     return kernel
 
 
@@ -227,7 +228,9 @@ def separable_kernel(reduction):
         levels = np.empty((3, G * P * C), out.dtype)
         pooled, done = np.empty((L, r), out.dtype), np.empty((n_out, r), out.dtype)
         ahead, behind = np.empty((n, r), out.dtype), np.empty((n, r), out.dtype)
-        across = np.empty(r)  # a strip's divisors along its row, one per element
+        dividing = reduction == SUM and divisors.shape[0] > 0
+        # the divisors along a row, one per element: a strip's are a slice of them
+        across = per_output(divisors_row, width * C if dividing else 0, C)
         no_divisors = divisors[:0]
         for job in range(job_lo, job_hi):
             # the last strip ends at the row's end: all strips are as wide, and the columns
@@ -237,19 +240,16 @@ def separable_kernel(reduction):
                 h = min(h, L - G)  # the last rows at once end at the last: some again
                 result = levels[_doubled_rows(x[b, h:h + G], levels, first - pad_row, strip,
                                               k_row, C, identity, reduction)]
-                _store(result.reshape(G, P * C), pooled[h:h + G], no_divisors, across)
+                _store_rows(result.reshape(G, P * C), pooled[h:h + G], no_divisors, no_divisors)
             if strips == 1:  # into the output itself, divided there
                 _running_lines(pooled, out[b], ahead, behind, k, s, pad, identity, reduction)
-                if reduction == SUM and divisors.shape[0] > 0:
-                    across[:] = divisors_row.repeat(C)
-                    nonfinite[job] = _store(out[b], out[b], divisors, across)
+                if dividing:
+                    nonfinite[job] = _store_rows(out[b], out[b], divisors, across)
                 continue
             _running_lines(pooled, done, ahead, behind, k, s, pad, identity, reduction)
-            if reduction == SUM and divisors.shape[0] > 0:
-                for j in range(strip):
-                    across[j * C:(j + 1) * C] = divisors_row[first + j]
-                nonfinite[job] = _store(done, out[b, :, first * C:first * C + r], divisors,
-                                        across)
-            else:
-                _store(done, out[b, :, first * C:first * C + r], no_divisors, across)
+            flag = _store_rows(done, out[b, :, first * C:first * C + r],
+                               divisors if dividing else no_divisors,
+                               across[first * C:first * C + r])
+            if dividing:
+                nonfinite[job] = flag
     return kernel
