@@ -108,9 +108,10 @@ def test_read_only_and_writable_inputs_share_one_kernel():
                                       poolnd.max_pool2d(given.copy(), 2))
     kernel = _rows.forward_kernel(MAX, False, False,
                                   _rows.literal_shape(1, 2, 2, 1, MAX, x.dtype))
-    assert kernel.signatures
+    assert kernel.whole.signatures
     # every compiled signature reads its input as read-only, so none is compiled twice
-    assert not any(signature[0].mutable for signature in kernel.signatures)
+    assert not any(signature[0].mutable
+                   for part in (kernel.whole, kernel.walk) for signature in part.signatures)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
@@ -135,3 +136,33 @@ def test_the_loops_with_and_without_literal_sizes_give_the_same_bits(dtype, monk
     for want, got in zip(literal, every_path(), strict=True):
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+def test_the_walk_compiles_only_for_a_call_with_rows_for_it():
+    """A first 2x2 maximum whose rows all go straight into the output compiles the
+    whole-row kernel alone; a NaN maximum (its position is the walk's) compiles the
+    walk, and both give the same values and positions as the generic walk."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 1, 6, 8)).astype(np.float32)
+    shape = _rows.literal_shape(1, 2, 2, 1, MAX, x.dtype)
+    fresh = _rows.forward_kernel.__wrapped__(MAX, True, True, shape)  # not the shared one
+    generic = _rows.forward_kernel(MAX, True, True, _rows.GENERIC)
+    assert isinstance(fresh, _rows.WholeRowsFirst) and not fresh.walk.signatures
+
+    def pooled(kernel, x):
+        out = np.full((2, 1, 3, 4), -1, np.float32)
+        at = np.full(out.shape, -1, np.int64)
+        x_rows = x.reshape(2, 1, 6, 8)
+        x_rows.flags.writeable = False
+        kernel(x_rows, out, at, 1, (1, 2, 2), (1, 2, 2), (1, 1, 1), (0, 0, 0),
+               np.float32(-np.inf), (np.ones(1),) * 3, 0, 6)
+        return out, at
+
+    for want, got in zip(pooled(generic, x), pooled(fresh, x), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not fresh.walk.signatures
+    x[1, 0, 3, 4:6] = np.nan  # window (1, 2) of plane 1: its last NaN is tap 3
+    for want, got in zip(pooled(generic, x), pooled(fresh, x), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert fresh.walk.signatures
+    assert pooled(fresh, x)[1][1, 0, 1, 2] == 3 * 8 + 5

@@ -58,7 +58,10 @@ in the caller). It costs compile time at every call site, so the rest
 code. That halved the compile time of a kernel.
 
 :func:`forward_kernel` makes one kernel per reduction, with or without
-positions, and per literal shape, compiled on first use. Kernels take a
+positions, and per literal shape, compiled on first use; where rows may go
+straight into the output, that loop is a kernel of its own and the walk
+compiles only when a call has rows for it (a first 2x2 maximum compiled in
+3.3 s with both in one kernel, 1.3 s without the walk). Kernels take a
 range of jobs; ``poolnd._parallel`` spreads ranges over threads.
 """
 
@@ -571,8 +574,11 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
     within ``D, H, W``, or tap numbers in the window), for one window shape.
 
     ``shape`` is :func:`literal_shape` of the call; for a literal shape the
-    row's sizes are compile-time constants. Each kernel compiles on its
-    first call only, and is cached on disk like the others.
+    row's sizes are compile-time constants. A shape whose rows may go straight
+    into the output gets a :class:`WholeRowsFirst` of two kernels, the walk
+    compiled only when a call has rows for it; the others get the walk alone.
+    Each kernel compiles on its first call only, and is cached on disk like
+    the others.
     """
     literal = shape != GENERIC
     whole_height = WHOLE_ROW_HEIGHT[shape]
@@ -604,11 +610,38 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
                 _locate_window(x_row, out_row, codes, ow, tw_lo, tw_hi, start, C, dw, code,
                                code_tap)
 
+    # the sizes both kernels start from; inlined into numba's IR for the literal ones
+    @njit(inline="always")
+    def sizes(x, out, C, kernel, stride, dilation, pad, divisors):
+        """``(C, kw, sw, dw, D, H, W, OD, OH, OW, ow_lo, ow_hi, whole_rows, w_divisor)``:
+        ``whole_rows`` whether the call's rows may go straight into the output (each
+        row then by :func:`_is_whole`), ``w_divisor`` the divisor on ``W`` every
+        window of a row shares (sums; 0 where they differ)."""
+        if literal:  # the row's sizes are constants
+            C, kw, sw, dw = C_, kw_, sw_, dw_
+        else:
+            kw, sw, dw = kernel[2], stride[2], dilation[2]
+        D, H, W = x.shape[1], x.shape[2], x.shape[3] // C
+        OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
+        ow_lo, ow_hi = inside_outputs(W, kw, sw, dw, pad[2], OW)
+        # two rows high: every window inside on W too; three: the edge windows in the loop
+        whole_rows = (whole_height != 0 and kernel[0] == 1 and kernel[1] == whole_height
+                      and (whole_height == 3 or (ow_lo == 0 and ow_hi == OW))
+                      and (whole_height == 2 or reduction != SUM or OW <= _SHORT_SUM_ROW))
+        w_divisor = 0.0
+        if reduction == SUM and whole_rows and OW > 0:
+            w_divisor = divisors[2][0]
+            for ow in range(OW):
+                w_divisor = w_divisor if divisors[2][ow] == w_divisor else 0.0
+        return C, kw, sw, dw, D, H, W, OD, OH, OW, ow_lo, ow_hi, whole_rows, w_divisor
+
     # error_model="numpy": no test for division by zero (divisors are >= 1) in the loops
     @cached_kernel(nogil=True, error_model="numpy")
-    def forward(x, out, position, C, kernel, stride, dilation, pad, identity, divisors, job_lo,
-                job_hi):
-        """Reduce the windows of output rows ``job_lo..job_hi-1`` of ``x`` into ``out``.
+    def walk(x, out, position, C, kernel, stride, dilation, pad, identity, divisors, job_lo,
+             job_hi):
+        """Reduce the windows of output rows ``job_lo..job_hi-1`` of ``x`` into ``out``,
+        skipping the rows that went straight into it (:func:`_is_whole`, their maxima
+        free of NaN where positions are found).
 
         Job ``j`` is output row ``(b, od, oh)`` in row-major order. ``position``
         (shaped as ``out``) receives, when ``with_positions``, the flat index of
@@ -620,14 +653,8 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
         sd, sh, _ = stride
         dd, dh, _ = dilation
         pd, ph, pw = pad
-        if literal:  # the row's sizes are constants
-            C, kw, sw, dw = C_, kw_, sw_, dw_
-        else:
-            kw, sw, dw = kernel[2], stride[2], dilation[2]
-        D, H, W = x.shape[1], x.shape[2], x.shape[3] // C
-        OD, OH, OWC = out.shape[1], out.shape[2], out.shape[3]
-        OW = OWC // C
-        ow_lo, ow_hi = inside_outputs(W, kw, sw, dw, pw, OW)
+        C, kw, sw, dw, D, H, W, OD, OH, OW, ow_lo, ow_hi, whole_rows, w_divisor = sizes(
+            x, out, C, kernel, stride, dilation, pad, divisors)
         codes = np.empty(OW * C if with_positions else 0, np.int64)
         sums = np.full(OW * C if reduction == SUM else 0, identity)
         # a tap's code: flat index less ``ow*sw - pw``, or tap number; see _row_code
@@ -638,49 +665,13 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
         # a division costs several times a merge: where every divisor of a row is a power of
         # two (2x2 windows, no padding), multiplying by its inverse gives the same bits
         inverse_of_output = 1.0 / divisor_of_output
-        powers_of_two_on_w = one_divisor_on_w = True
+        powers_of_two_on_w = True
         for v in divisor_of_output:
             powers_of_two_on_w &= is_power_of_two(v)
-            one_divisor_on_w &= v == divisor_of_output[0]
         for i in range(code_of_output.size):
             code_of_output[i] = i // C * code_ow + code_0
-        b_0, od_0, oh_0 = job_lo // (OD * OH), job_lo // OH % OD, job_lo % OH
-        b, od, oh = b_0, od_0, oh_0
-        # rows of 2-d windows two high whose windows all lie inside on W may skip the scratch
-        # row: such rows go first, in a loop of their own (in the walk's loop, with its
-        # branches, the views of each row cost 2 to 4 times as much); the walk then takes
-        # the rest, and the rows whose maxima hold a NaN (a NaN maximum's position is its
-        # last NaN's: rare)
-        # two rows high: every window inside on W too; three: the edge windows in the loop
-        whole_rows = (whole_height != 0 and kd == 1 and kh == whole_height
-                      and (whole_height == 3 or (ow_lo == 0 and ow_hi == OW))
-                      and (whole_height == 2 or reduction != SUM or OW <= _SHORT_SUM_ROW))
-        w_divisor = divisor_of_output[0] if reduction == SUM and one_divisor_on_w else 0.0
-        walked = job_hi - job_lo
-        if whole_rows:
-            walked = 0
-            for _ in range(job_lo, job_hi):
-                if _is_whole(od, oh, D, H, kh, sd, sh, dh, pd, ph, divisors, w_divisor,
-                             kh * kw, reduction):
-                    d0, h0 = od * sd - pd, oh * sh - ph
-                    x_1 = x[b, d0, h0 + dh]
-                    _fold_whole_row(
-                        shape, with_positions, flat_index, reduction, x[b, d0, h0], x_1,
-                        x[b, d0, h0 + 2 * dh] if whole_height == 3 else x_1, out[b, od, oh],
-                        position[b, od, oh],
-                        _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
-                        _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw),
-                        code_tap, code_ow, code_0, identity, W, pw, ow_lo, ow_hi)
-                else:
-                    walked += 1
-                oh, od, b = _next_row(oh, od, b, OH, OD)
-            # a NaN maximum's position is its last NaN's, which the walk finds: one pass
-            # over the job's rows, which lie together (a check per row cost 7 ns, as much as
-            # the position of each of a row's 16 windows)
-            if with_positions and reduction == MAX and walked == 0:
-                walked = 1 if _has_nan(out.reshape(out.size)[job_lo * OWC:job_hi * OWC]) else 0
-        b, od, oh = b_0, od_0, oh_0
-        for _ in range(job_lo if walked else job_hi, job_hi):
+        b, od, oh = job_lo // (OD * OH), job_lo // OH % OD, job_lo % OH
+        for _ in range(job_lo, job_hi):
             out_row, pos_row = out[b, od, oh], position[b, od, oh]
             if whole_rows and _is_whole(od, oh, D, H, kh, sd, sh, dh, pd, ph, divisors,
                                         w_divisor, kh * kw, reduction) and not (
@@ -729,7 +720,81 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
                     _store(out_row, i, acc[i] / (scale * divisor_of_output[i]))
             oh, od, b = _next_row(oh, od, b, OH, OD)
 
-    return forward
+    if whole_height == 0:
+        return walk
+
+    @cached_kernel(nogil=True, error_model="numpy")
+    def whole(x, out, position, C, kernel, stride, dilation, pad, identity, divisors, job_lo,
+              job_hi):
+        """:func:`walk`'s results for the rows that go straight into the output (see
+        :func:`_is_whole`). Returns whether the walk has rows left: rows that do not,
+        or maxima that hold a NaN (a NaN maximum's position is its last NaN's: rare)."""
+        kh, (sd, sh, _), dh, (pd, ph, pw) = kernel[1], stride, dilation[1], pad
+        C, kw, sw, dw, D, H, W, OD, OH, OW, ow_lo, ow_hi, whole_rows, w_divisor = sizes(
+            x, out, C, kernel, stride, dilation, pad, divisors)
+        if not whole_rows:
+            return True
+        code_tap, code_ow, code_0 = (dw, sw, -pw) if flat_index else (1, 0, 0)
+        b, od, oh = job_lo // (OD * OH), job_lo // OH % OD, job_lo % OH
+        walked = 0
+        for _ in range(job_lo, job_hi):
+            if _is_whole(od, oh, D, H, kh, sd, sh, dh, pd, ph, divisors, w_divisor, kh * kw,
+                         reduction):
+                d0, h0 = od * sd - pd, oh * sh - ph
+                x_1 = x[b, d0, h0 + dh]
+                _fold_whole_row(
+                    shape, with_positions, flat_index, reduction, x[b, d0, h0], x_1,
+                    x[b, d0, h0 + 2 * dh] if whole_height == 3 else x_1, out[b, od, oh],
+                    position[b, od, oh],
+                    _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
+                    _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw),
+                    code_tap, code_ow, code_0, identity, W, pw, ow_lo, ow_hi)
+            else:
+                walked += 1
+            oh, od, b = _next_row(oh, od, b, OH, OD)
+        # a NaN maximum's position is the walk's to find: one pass over the job's rows,
+        # which lie together (a check per row cost 7 ns, as much as the position of each
+        # of a row's 16 windows)
+        if with_positions and reduction == MAX and walked == 0:
+            return _has_nan(out.reshape(out.size)[job_lo * OW * C:job_hi * OW * C])
+        return walked != 0
+
+    return WholeRowsFirst(whole, walk)
+
+
+class WholeRowsFirst:
+    """A forward kernel in two: ``whole``, the rows that go straight into the output,
+    then, where it says rows are left, ``walk`` over the same jobs.
+
+    Called as one kernel (``kernel(*args, lo, hi)``), and, like numba's
+    dispatchers, compiled for a prepared call's types (:meth:`compile`). The
+    walk compiles on the first call that needs it: a first use on rows that all
+    go straight into the output (the 2x2 pooling of networks) compiles half as
+    much code.
+    """
+
+    def __init__(self, whole, walk):
+        self.whole, self.walk = whole, walk
+
+    def __call__(self, *args) -> None:
+        if self.whole(*args):
+            self.walk(*args)
+
+    def typeof_pyval(self, value):
+        return self.whole.typeof_pyval(value)
+
+    def compile(self, signature):
+        """``kernel(*args)`` for arguments of ``signature``, past numba's type dispatch."""
+        whole, walk = self.whole.compile(signature), None
+
+        def run(*args) -> None:
+            nonlocal walk
+            if whole(*args):
+                if walk is None:
+                    walk = self.walk.compile(signature)
+                walk(*args)
+
+        return run
 
 
 @njit
