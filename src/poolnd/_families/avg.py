@@ -17,7 +17,7 @@ from .._geometry import (
     plan_pool,
     window_start,
 )
-from .._kernels.avg import avg_pool_backward as _avg_backward_kernel
+from .._kernels.avg import backward_kernel
 from .._kernels.reductions import SUM
 from .._layout import (
     KERNEL_AXES,
@@ -150,7 +150,8 @@ def avg_backward_canonical(grad, lengths, geometry, include_pad: bool, override:
             _stage_override(override, axes)))
     grad_in = np.empty((batch, *lengths, channels), grad.dtype)
     k, s, d, p, _, _ = as_kernel_args(geometry)
-    run_planes(_avg_backward_kernel, grad, grad_in, as_row_array(grad), as_row_array(grad_in),
+    kernel = backward_kernel(channels, k, s, d, p, lengths[-1], grad.shape[-2])
+    run_planes(kernel, grad, grad_in, as_row_array(grad), as_row_array(grad_in),
                 channels, k, s, d, p, divisors(lengths, geometry, include_pad, override))
     return grad_in
 
@@ -191,7 +192,8 @@ def _prepare_backward(grad, plan: PoolPlan, include_pad: bool, override: int):
     k, s, d, p, _, _ = as_kernel_args(geometry)
     factors = divisors(plan.lengths, geometry, include_pad, override)
     channels, in_rows, out_rows = plan_rows(plan)
-    run = prepared_run(_avg_backward_kernel, in_rows[0], math.prod(in_rows) + math.prod(out_rows),
+    kernel = backward_kernel(channels, k, s, d, p, plan.lengths[-1], plan.out_lengths[-1])
+    run = prepared_run(kernel, in_rows[0], math.prod(in_rows) + math.prod(out_rows),
                        channels, k, s, d, p, factors)
 
     def call(grad):

@@ -37,7 +37,10 @@ def _tap_runs(W, OW, C, kw, sw, dw, pw):
         residue = offset % sw
         ow_lo = max(0, -(offset // sw))  # the windows whose tap tw lands in the row
         ow_hi = max(ow_lo, min(OW, (W - 1 - offset) // sw + 1))
-        runs[tw] = residue, ow_lo * C, (ow_hi - ow_lo) * C, (ow_lo + (offset - residue) // sw) * C
+        # element by element: a tuple stored into a row compiles numba's shape check and
+        # its message (1.5 s of a first call)
+        runs[tw, 0], runs[tw, 1] = residue, ow_lo * C
+        runs[tw, 2], runs[tw, 3] = (ow_hi - ow_lo) * C, (ow_lo + (offset - residue) // sw) * C
     return runs
 
 
@@ -72,8 +75,20 @@ def _spread_row(g_row, divisor, divisor_of_output, shares, phases, spread, tap_r
                 spread[w * C + c] = phases[residue, q * C + c]
 
 
+def backward_kernel(C, kernel, stride, dilation, pad, W, OW):
+    """The backward kernel for windows of this geometry on rows of ``W`` inputs and
+    ``OW`` outputs: one that copies each window's share where the windows tile the
+    input (stride = kernel, no padding or dilation, none past the end of a row; a
+    ``ceil_mode`` window there goes the general way), one that spreads them
+    otherwise. Chosen here, so that a first call compiles only the one it runs."""
+    if (tuple(kernel) == tuple(stride) and set(dilation) == {1} and set(pad) == {0}
+            and OW * kernel[2] <= W):
+        return tiles_backward_one_channel if C == 1 else tiles_backward
+    return spread_backward
+
+
 @cached_kernel(nogil=True, error_model="numpy")  # divisors are >= 1: no zero test
-def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divisors, b_lo, b_hi):
+def spread_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divisors, b_lo, b_hi):
     """Give every input element ``grad / divisor`` of each window that holds it.
 
     Layout as the forward's: ``(B, D, H, W*C)`` in, ``(B, OD, OH, OW*C)``
@@ -90,15 +105,6 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
     sd, sh, sw = stride
     dd, dh, dw = dilation
     pd, ph, pw = pad
-    if ((kd, kh, kw) == (sd, sh, sw) and (dd, dh, dw) == (1, 1, 1) and (pd, ph, pw) == (0, 0, 0)
-            and OW * kw <= W):  # (a ceil_mode window past the row's end goes the general way)
-        # C a constant where it is 1 (planes of NCHW data): the rows' index arithmetic
-        # folds away, and a backward of the digits' (32, 16, 8, 8) batch took 95 -> 20-30 us
-        if C == 1:
-            _tiles_backward(grad_out, grad_in, 1, kernel, divisors, b_lo, b_hi)
-        else:
-            _tiles_backward(grad_out, grad_in, C, kernel, divisors, b_lo, b_hi)
-        return
     ring = (kh - 1) * dh // sh + 1
     ods, n_ods = _covering(D, kd, sd, dd, pd, OD)
     ohs, n_ohs = _covering(H, kh, sh, dh, ph, OH)
@@ -135,12 +141,26 @@ def avg_pool_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divis
                             row[i] += more[i]
 
 
+@cached_kernel(nogil=True, error_model="numpy")
+def tiles_backward(grad_out, grad_in, C, kernel, stride, dilation, pad, divisors, b_lo, b_hi):
+    """:func:`spread_backward` where the windows tile the input (see
+    :func:`backward_kernel`; ``stride``, ``dilation`` and ``pad`` are not read):
+    each element is in one window at most, so its row is a copy of that window
+    row's shares, each share repeated ``kw`` times; the rest is 0."""
+    _copy_shares(grad_out, grad_in, C, kernel, divisors, b_lo, b_hi)
+
+
+@cached_kernel(nogil=True, error_model="numpy")
+def tiles_backward_one_channel(grad_out, grad_in, C, kernel, stride, dilation, pad, divisors,
+                               b_lo, b_hi):
+    """:func:`tiles_backward` with ``C`` a constant 1 (planes of NCHW data): the rows'
+    index arithmetic folds away; the digits' (32, 16, 8, 8) backward took 95 -> 20-30 us."""
+    _copy_shares(grad_out, grad_in, 1, kernel, divisors, b_lo, b_hi)
+
+
 @njit(forceinline=True)
-def _tiles_backward(grad_out, grad_in, C, kernel, divisors, b_lo, b_hi):
-    """:func:`avg_pool_backward` where the windows tile the input (stride = kernel, no
-    padding or dilation, none past the end of a row): each element is in one window at
-    most, so its row is a copy of that window row's shares, each share repeated ``kw``
-    times; the rest is 0."""
+def _copy_shares(grad_out, grad_in, C, kernel, divisors, b_lo, b_hi):
+    """The loop of :func:`tiles_backward`."""
     D, H = grad_in.shape[1:3]
     OD, OH, OWC = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
     OW = OWC // C
