@@ -791,20 +791,21 @@ def test_short_rows_of_every_width_equal_torch(geometry, channels_last):
     (1, 1, False), (0, 1, False), (0, 1, True), (1, (2, 1), True), ((1, 0), (3, 1), False)],
     ids=str)
 def test_rows_of_3x3_stride_2_windows_folded_whole_equal_torch(dtype, geometry):
-    """The rows whose three input rows lie inside the input go straight into the output
-    (the edge windows of the row too): at every output width from 1 to 24, with ties in
-    most windows and no NaN (a NaN sends its rows to the walk), then with one NaN, the
-    values, flat indices, window positions (through the layer's gradient) and the
-    gradient, against PyTorch."""
+    """Rows of 3x3 stride-2 windows go straight into the output, the edge windows of a
+    row too, and the rows whose windows overhang the input's top or bottom (their rows
+    outside have stand-ins): at every output width from 1 to 24 and input heights 1 to
+    3 and 9, with ties in most windows and no NaN (a NaN sends its rows to the walk),
+    then with one NaN, the values, flat indices, window positions (through the layer's
+    gradient) and the gradient, against PyTorch."""
     padding, dilation, ceil_mode = geometry
     rng = np.random.default_rng(3)
-    for width in range(1, 25):
+    for height, width in itertools.product((1, 2, 3, 9), range(1, 25)):
         length = max(1, 2 * (width - 1) + 3 - 2)
-        x = rng.integers(0, 4, (2, 2, 9, length)).astype(dtype)
+        x = rng.integers(0, 4, (2, 2, height, length)).astype(dtype)
         cases = [x]
         if dtype.startswith("float"):
             with_nan = x.copy()
-            with_nan[1, 0, 4, length // 2] = np.nan
+            with_nan[1, 0, height // 2, length // 2] = np.nan
             cases.append(with_nan)
         for case in cases:
             t = torch.from_numpy(case.astype(np.float64)).requires_grad_(True)
@@ -831,18 +832,19 @@ def test_rows_of_3x3_stride_2_windows_folded_whole_equal_torch(dtype, geometry):
 def test_rows_of_3x3_stride_2_averages_folded_whole_equal_torch(dtype, padding, ceil_mode):
     """Averages of the rows whose three input rows lie inside the input, every divisor 9
     (the edge windows' too), go straight into the output; the others (other divisors, an
-    override) the walk. At every output width from 1 to 24, of small whole numbers (sums
-    exact, so one correctly rounded division gives torch's bits), NaN included: the
-    input's float dtype, float64 for integers, and integers rounded half to even."""
+    override, rows over the padding above or below) the walk. At every output width from
+    1 to 24 and input heights 1 to 3 and 9, of small whole numbers (sums exact, so one
+    correctly rounded division gives torch's bits), NaN included: the input's float
+    dtype, float64 for integers, and integers rounded half to even."""
     rng = np.random.default_rng(4)
     low = -4 if dtype != "uint8" else 0
-    for width in range(1, 25):
+    for height, width in itertools.product((1, 2, 3, 9), range(1, 25)):
         length = max(1, 2 * (width - 1) + 3 - 2)
-        x = rng.integers(low, 5, (2, 2, 9, length)).astype(dtype)
+        x = rng.integers(low, 5, (2, 2, height, length)).astype(dtype)
         cases = [x]
         if dtype.startswith("float"):
             cases.append(x.copy())
-            cases[-1][1, 0, 4, length // 2] = np.nan
+            cases[-1][1, 0, height // 2, length // 2] = np.nan
         for case, (count_include_pad, override) in itertools.product(
                 cases, [(True, None), (False, None), (True, 5)]):
             arguments = (3, 2, padding, ceil_mode, count_include_pad, override)

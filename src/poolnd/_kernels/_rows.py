@@ -284,7 +284,7 @@ def _make_two_row_loop(with_positions, flat_index, reduction, shape):
 
     @_row_fold_jit(with_positions)
     def fold_row(x_0, x_1, x_2, out_row, pos_row, code_0, code_1, code_tap, code_ow,
-                 code_first, identity, W, pw, ow_lo, ow_hi):
+                 code_first, identity, W, pw, ow_lo, ow_hi, row_lo, row_hi):
         for j in range(out_row.shape[0] // C):
             for c in range(C):  # C and kw are literals: channels and taps unroll
                 # not the identity, an argument: from a constant zero (an exact one for
@@ -354,7 +354,7 @@ def _make_three_row_loop(with_positions, flat_index, reduction, shape):
 
     @_row_fold_jit(with_positions)
     def fold_row(x_0, x_1, x_2, out_row, pos_row, code_0, code_1, code_tap, code_ow,
-                 code_first, identity, W, pw, ow_lo, ow_hi):
+                 code_first, identity, W, pw, ow_lo, ow_hi, row_lo, row_hi):
         # views from the first inside window: no index is negative, none is offset
         at_0 = (ow_lo * sw - pw) * C
         y_0, y_1, y_2 = x_0[at_0:], x_1[at_0:], x_2[at_0:]
@@ -390,6 +390,7 @@ def _make_three_row_loop(with_positions, flat_index, reduction, shape):
                 third = best_2 > best_01
                 row = np.int32(2) if third else row
                 tap = tap_2 if third else tap
+                row = min(max(row, row_lo), row_hi)  # a stand-in row's maxima are its own
                 pos_in[i] = _three_row_position(row, tap, ow_lo + j, flat_index, code_0,
                                                 code_1, code_tap, code_ow, code_first)
         for e in range(ow_lo + out_row.shape[0] // C - ow_hi):
@@ -419,8 +420,8 @@ def _make_three_row_loop(with_positions, flat_index, reduction, shape):
                 out_row[ow * C + c] = best
                 if with_positions:
                     pos_row[ow * C + c] = _three_row_position(
-                        row, tap, ow, flat_index, code_0, code_1, code_tap, code_ow,
-                        code_first)
+                        min(max(row, row_lo), row_hi), tap, ow, flat_index, code_0, code_1,
+                        code_tap, code_ow, code_first)
 
     return fold_row
 
@@ -456,14 +457,14 @@ def _literal_values(*arguments):
 
 def _fold_whole_row(shape, with_positions, flat_index, reduction, x_0, x_1, x_2, out_row,
                     pos_row, code_0, code_1, code_tap, code_ow, code_first, identity, W,
-                    pw, ow_lo, ow_hi):
+                    pw, ow_lo, ow_hi, row_lo, row_hi):
     """Fold an output row of whole inside windows straight into it (see the overload)."""
 
 
 @overload(_fold_whole_row, prefer_literal=True, inline="always")
 def _fold_whole_row_typed(shape, with_positions, flat_index, reduction, x_0, x_1, x_2, out_row,
                           pos_row, code_0, code_1, code_tap, code_ow, code_first,
-                          identity, W, pw, ow_lo, ow_hi):
+                          identity, W, pw, ow_lo, ow_hi, row_lo, row_hi):
     """The loop for literal ``shape``, ``with_positions``, ``flat_index`` and
     ``reduction``; nothing for a shape without one (its kernels never take that branch).
 
@@ -478,7 +479,7 @@ def _fold_whole_row_typed(shape, with_positions, flat_index, reduction, x_0, x_1
     if not height:
         def nothing(shape, with_positions, flat_index, reduction, x_0, x_1, x_2, out_row,
                     pos_row, code_0, code_1, code_tap, code_ow, code_first, identity, W,
-                    pw, ow_lo, ow_hi):
+                    pw, ow_lo, ow_hi, row_lo, row_hi):
             pass
         return nothing
     loop = (_make_two_row_loop if height == 2 else _make_three_row_loop)(
@@ -486,9 +487,9 @@ def _fold_whole_row_typed(shape, with_positions, flat_index, reduction, x_0, x_1
 
     def run(shape, with_positions, flat_index, reduction, x_0, x_1, x_2, out_row, pos_row,
             code_0, code_1, code_tap, code_ow, code_first, identity, W, pw, ow_lo,
-            ow_hi):
+            ow_hi, row_lo, row_hi):
         loop(x_0, x_1, x_2, out_row, pos_row, code_0, code_1, code_tap, code_ow,
-             code_first, identity, W, pw, ow_lo, ow_hi)
+             code_first, identity, W, pw, ow_lo, ow_hi, row_lo, row_hi)
 
     return run
 
@@ -568,6 +569,32 @@ def literal_shape(C, kw, sw, dw, reduction, dtype):
     return GENERIC
 
 
+def row_kernel(reduction, with_positions, flat_index, C, kernel, stride, dilation, pad, W, OW,
+               dtype):
+    """The forward kernel of one call, on rows of ``W`` windows of ``C`` to ``OW``: the
+    :func:`forward_kernel` of its literal shape, the walk alone where none of the call's
+    rows go straight into the output (so that the other kernel is never compiled: a 3-d
+    2x2x2 maximum, an average of rows too long for it)."""
+    shape = literal_shape(C, kernel[2], stride[2], dilation[2], reduction, dtype)
+    kernels = forward_kernel(reduction, with_positions, flat_index, shape)
+    ow_lo, ow_hi = inside_outputs.py_func(W, kernel[2], stride[2], dilation[2], pad[2], OW)
+    if isinstance(kernels, WholeRowsFirst) and not _goes_whole.py_func(
+            WHOLE_ROW_HEIGHT[shape], kernel, ow_lo, ow_hi, OW, reduction):
+        return kernels.walk
+    return kernels
+
+
+@njit(forceinline=True)
+def _goes_whole(whole_height, kernel, ow_lo, ow_hi, OW, reduction):
+    """Whether a call's rows may go straight into the output (each one then by
+    :func:`_is_whole`): windows one row deep and ``whole_height`` high (see
+    ``WHOLE_ROW_HEIGHT``); two rows high, every window inside on ``W`` too; three, the
+    edge windows in the loop, and sums on short rows only."""
+    return (whole_height != 0 and kernel[0] == 1 and kernel[1] == whole_height
+            and (whole_height == 3 or (ow_lo == 0 and ow_hi == OW))
+            and (whole_height == 2 or reduction != SUM or OW <= _SHORT_SUM_ROW))
+
+
 @cache
 def forward_kernel(reduction, with_positions, flat_index, shape):
     """The forward kernel for one reduction, with or without positions (flat indices
@@ -582,6 +609,9 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
     """
     literal = shape != GENERIC
     whole_height = WHOLE_ROW_HEIGHT[shape]
+    # maxima of rows whose windows overhang the input's top or bottom go straight in too;
+    # not sums: a row of zeros as the stand-in slowed every row's loop (CIFAR, 10 -> 16 ms)
+    edges = whole_height == 3 and reduction != SUM
     C_, kw_, sw_, dw_ = LITERAL_SHAPES[shape] if literal else (1, 1, 1, 1)
     # the loop over inside windows is chosen here, not by a numba overload: an overload
     # inlined into numba's IR is first compiled on its own as well (a tenth of a kernel's
@@ -624,10 +654,7 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
         D, H, W = x.shape[1], x.shape[2], x.shape[3] // C
         OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
         ow_lo, ow_hi = inside_outputs(W, kw, sw, dw, pad[2], OW)
-        # two rows high: every window inside on W too; three: the edge windows in the loop
-        whole_rows = (whole_height != 0 and kernel[0] == 1 and kernel[1] == whole_height
-                      and (whole_height == 3 or (ow_lo == 0 and ow_hi == OW))
-                      and (whole_height == 2 or reduction != SUM or OW <= _SHORT_SUM_ROW))
+        whole_rows = _goes_whole(whole_height, kernel, ow_lo, ow_hi, OW, reduction)
         w_divisor = 0.0
         if reduction == SUM and whole_rows and OW > 0:
             w_divisor = divisors[2][0]
@@ -674,7 +701,7 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
         for _ in range(job_lo, job_hi):
             out_row, pos_row = out[b, od, oh], position[b, od, oh]
             if whole_rows and _is_whole(od, oh, D, H, kh, sd, sh, dh, pd, ph, divisors,
-                                        w_divisor, kh * kw, reduction) and not (
+                                        w_divisor, kh * kw, reduction, edges) and not (
                                             with_positions and _has_nan(out_row)):
                 oh, od, b = _next_row(oh, od, b, OH, OD)
                 continue
@@ -739,16 +766,19 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
         walked = 0
         for _ in range(job_lo, job_hi):
             if _is_whole(od, oh, D, H, kh, sd, sh, dh, pd, ph, divisors, w_divisor, kh * kw,
-                         reduction):
-                d0, h0 = od * sd - pd, oh * sh - ph
-                x_1 = x[b, d0, h0 + dh]
+                         reduction, edges):
+                d0 = od * sd - pd
+                h0, th_lo, th_hi = taps_in_input(oh, H, kh, sh, dh, ph)
+                x_0 = _tap_row(x, b, d0, h0, 0, th_lo, th_hi, dh)
+                x_1 = _tap_row(x, b, d0, h0, 1, th_lo, th_hi, dh)
+                x_2 = _tap_row(x, b, d0, h0, 2, th_lo, th_hi, dh) if whole_height == 3 else x_1
                 _fold_whole_row(
-                    shape, with_positions, flat_index, reduction, x[b, d0, h0], x_1,
-                    x[b, d0, h0 + 2 * dh] if whole_height == 3 else x_1, out[b, od, oh],
-                    position[b, od, oh],
+                    shape, with_positions, flat_index, reduction, x_0, x_1, x_2,
+                    out[b, od, oh], position[b, od, oh],
                     _row_code(flat_index, d0, h0, H, W, 0, 0, kh, kw),
                     _row_code(flat_index, d0, h0 + dh, H, W, 0, 1, kh, kw),
-                    code_tap, code_ow, code_0, identity, W, pw, ow_lo, ow_hi)
+                    code_tap, code_ow, code_0, identity, W, pw, ow_lo, ow_hi,
+                    np.int32(th_lo), np.int32(th_hi - 1))  # int32 as the loop's rows
             else:
                 walked += 1
             oh, od, b = _next_row(oh, od, b, OH, OD)
@@ -834,16 +864,27 @@ def _next_row(oh, od, b, OH, OD):
 
 
 @njit(forceinline=True)
-def _is_whole(od, oh, D, H, kh, sd, sh, dh, pd, ph, divisors, w_divisor, n_taps, reduction):
-    """Whether the input rows of output row ``(od, oh)``, of windows one row deep and
-    ``kh`` high, lie inside the input (and, for sums, every divisor of it is the
-    window's size ``n_taps``; a row's divisors on ``W`` are all ``w_divisor``, or 0
-    where they differ)."""
+def _is_whole(od, oh, D, H, kh, sd, sh, dh, pd, ph, divisors, w_divisor, n_taps, reduction,
+              edges):
+    """Whether output row ``(od, oh)``, of windows one row deep and ``kh`` high, goes
+    straight into the output: its input rows lie inside the input, or with ``edges``
+    its input plane does (rows outside have stand-ins: see :func:`_tap_row`); and, for
+    sums, every divisor of it is the window's size ``n_taps`` (a row's divisors on
+    ``W`` are all ``w_divisor``, or 0 where they differ)."""
     d0, h0 = od * sd - pd, oh * sh - ph
-    inside = d0 >= 0 and d0 < D and h0 >= 0 and h0 + (kh - 1) * dh < H
+    inside = d0 >= 0 and d0 < D and (edges or (h0 >= 0 and h0 + (kh - 1) * dh < H))
     if reduction != SUM:
         return inside
     return inside and divisors[0][od] * divisors[1][oh] * w_divisor == n_taps
+
+
+@njit(forceinline=True)
+def _tap_row(x, b, d0, h0, th, th_lo, th_hi, dh):
+    """The input row of tap row ``th`` of a window whose tap rows ``th_lo..th_hi-1`` lie
+    inside the input, or for a row outside its stand-in, the nearest tap row inside: the
+    same maxima, and a first maximum found in a stand-in is its row's own (a stand-in
+    above comes before that row, one below after it), whose position the loop gives."""
+    return x[b, d0, h0 + min(max(th, th_lo), th_hi - 1) * dh]
 
 
 @njit(forceinline=True)
