@@ -50,13 +50,14 @@ def forward_rows(x, out, positions, geometry, reduction, identity, flat_index=Fa
     """The row walk of ``_kernels._rows`` over canonical ``x`` with up to three pooled axes."""
     k, s, d, p, _, _ = as_kernel_args(geometry)
     channels = x.shape[-1]
+    divisors = NO_DIVISORS if divisors is None else divisors
     kernel = _rows.row_kernel(reduction, positions is not None,
                               flat_index and positions is not None, channels, k, s, d, p,
-                              x.shape[-2], out.shape[-2], x.dtype)
+                              divisors, x.shape[-2], out.shape[-2], x.dtype)
     rows_out = as_row_array(out)
     rows_pos = rows_out if positions is None else as_row_array(positions)
     run_rows(kernel, as_row_array(x), rows_out, rows_pos, channels, k, s, d, p, identity,
-              NO_DIVISORS if divisors is None else divisors)
+              divisors)
 
 
 def prepared_row_walk(plan: PoolPlan, x: np.ndarray, reduction: int, identity, *,
@@ -76,7 +77,7 @@ def prepared_row_walk(plan: PoolPlan, x: np.ndarray, reduction: int, identity, *
     channels, rows, out_rows = plan_rows(plan)
     kernel = _rows.row_kernel(reduction, positions is not None,
                               flat_index and positions is not None, channels, k, s, d, p,
-                              plan.lengths[-1], plan.out_lengths[-1], dtype)
+                              divisors, plan.lengths[-1], plan.out_lengths[-1], dtype)
     in_order = plan.in_order  # a property, computed: once here, not at every call
     out_shape = plan.out_shape if in_order else out_rows
     # the key holds the layout: an input in place now is in place at every call

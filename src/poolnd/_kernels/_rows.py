@@ -569,30 +569,43 @@ def literal_shape(C, kw, sw, dw, reduction, dtype):
     return GENERIC
 
 
-def row_kernel(reduction, with_positions, flat_index, C, kernel, stride, dilation, pad, W, OW,
-               dtype):
+def row_kernel(reduction, with_positions, flat_index, C, kernel, stride, dilation, pad,
+               divisors, W, OW, dtype):
     """The forward kernel of one call, on rows of ``W`` windows of ``C`` to ``OW``: the
     :func:`forward_kernel` of its literal shape, the walk alone where none of the call's
     rows go straight into the output (so that the other kernel is never compiled: a 3-d
-    2x2x2 maximum, an average of rows too long for it)."""
+    2x2x2 maximum, an average of rows too long for it or without padding counted)."""
     shape = literal_shape(C, kernel[2], stride[2], dilation[2], reduction, dtype)
     kernels = forward_kernel(reduction, with_positions, flat_index, shape)
     ow_lo, ow_hi = inside_outputs.py_func(W, kernel[2], stride[2], dilation[2], pad[2], OW)
+    w_divisor = _row_divisor.py_func(divisors[2], OW) if reduction == SUM else 0.0
     if isinstance(kernels, WholeRowsFirst) and not _goes_whole.py_func(
-            WHOLE_ROW_HEIGHT[shape], kernel, ow_lo, ow_hi, OW, reduction):
+            WHOLE_ROW_HEIGHT[shape], kernel, ow_lo, ow_hi, OW, reduction, w_divisor):
         return kernels.walk
     return kernels
 
 
 @njit(forceinline=True)
-def _goes_whole(whole_height, kernel, ow_lo, ow_hi, OW, reduction):
+def _goes_whole(whole_height, kernel, ow_lo, ow_hi, OW, reduction, w_divisor):
     """Whether a call's rows may go straight into the output (each one then by
     :func:`_is_whole`): windows one row deep and ``whole_height`` high (see
     ``WHOLE_ROW_HEIGHT``); two rows high, every window inside on ``W`` too; three, the
-    edge windows in the loop, and sums on short rows only."""
+    edge windows in the loop, and sums on short rows only; sums, whose rows' windows
+    share a divisor on ``W`` (``w_divisor``, see :func:`_row_divisor`)."""
     return (whole_height != 0 and kernel[0] == 1 and kernel[1] == whole_height
             and (whole_height == 3 or (ow_lo == 0 and ow_hi == OW))
-            and (whole_height == 2 or reduction != SUM or OW <= _SHORT_SUM_ROW))
+            and (whole_height == 2 or reduction != SUM or OW <= _SHORT_SUM_ROW)
+            and (reduction != SUM or w_divisor != 0))
+
+
+@njit(forceinline=True)
+def _row_divisor(divisors_on_w, OW):
+    """The divisor on ``W`` that all ``OW`` windows of a row share (a sum's), or 0 where
+    they differ (padding not counted at the row's ends)."""
+    w_divisor = divisors_on_w[0] if OW > 0 else 0.0
+    for ow in range(OW):
+        w_divisor = w_divisor if divisors_on_w[ow] == w_divisor else 0.0
+    return w_divisor
 
 
 @cache
@@ -654,12 +667,8 @@ def forward_kernel(reduction, with_positions, flat_index, shape):
         D, H, W = x.shape[1], x.shape[2], x.shape[3] // C
         OD, OH, OW = out.shape[1], out.shape[2], out.shape[3] // C
         ow_lo, ow_hi = inside_outputs(W, kw, sw, dw, pad[2], OW)
-        whole_rows = _goes_whole(whole_height, kernel, ow_lo, ow_hi, OW, reduction)
-        w_divisor = 0.0
-        if reduction == SUM and whole_rows and OW > 0:
-            w_divisor = divisors[2][0]
-            for ow in range(OW):
-                w_divisor = w_divisor if divisors[2][ow] == w_divisor else 0.0
+        w_divisor = _row_divisor(divisors[2], OW) if reduction == SUM else 0.0
+        whole_rows = _goes_whole(whole_height, kernel, ow_lo, ow_hi, OW, reduction, w_divisor)
         return C, kw, sw, dw, D, H, W, OD, OH, OW, ow_lo, ow_hi, whole_rows, w_divisor
 
     # error_model="numpy": no test for division by zero (divisors are >= 1) in the loops
