@@ -107,7 +107,7 @@ def test_read_only_and_writable_inputs_share_one_kernel():
         np.testing.assert_array_equal(poolnd.max_pool2d(given, 2),
                                       poolnd.max_pool2d(given.copy(), 2))
     kernel = _rows.forward_kernel(MAX, False, False,
-                                  _rows.literal_shape(1, 2, 2, 1, MAX, x.dtype))
+                                  _rows.literal_shape(1, 2, 2, 1, MAX, x.dtype, False))
     assert kernel.whole.signatures
     # every compiled signature reads its input as read-only, so none is compiled twice
     assert not any(signature[0].mutable
@@ -122,17 +122,22 @@ def test_the_loops_with_and_without_literal_sizes_give_the_same_bits(dtype, monk
         x[0, 1, 2:5, 3] = np.nan
         x[1] += rng.standard_normal((3, 9, 12)).astype(dtype) * 1e-3
 
+    five = np.concatenate([x, x[:, :2]], axis=1)  # five channels
+
     def every_path():
         return [*poolnd.max_pool2d(x, 2, return_indices=True), poolnd.avg_pool2d(x, 2),
                 poolnd.avg_pool2d(x, 2, padding=1), poolnd.avg_pool2d(x, (3, 2), stride=2),
                 *poolnd.max_pool2d(x, 4, return_indices=True),
-                *poolnd.max_pool(np.moveaxis(x, 1, -1), 2, axes=(1, 2), return_indices=True)]
+                *poolnd.max_pool(np.moveaxis(x, 1, -1), 2, axes=(1, 2), return_indices=True),
+                *[part for kernel, stride, padding in ((2, 2, 0), (3, 2, 1))  # any C: 5
+                  for part in poolnd.max_pool(np.moveaxis(five, 1, -1), kernel, stride, padding,
+                                              axes=(1, 2), return_indices=True)]]
 
     literal = every_path()
-    assert _rows.literal_shape(1, 2, 2, 1, SUM, x.dtype) != _rows.GENERIC
+    assert _rows.literal_shape(1, 2, 2, 1, SUM, x.dtype, False) != _rows.GENERIC
     monkeypatch.setattr(_rows, "LITERAL_DTYPES", frozenset())
     monkeypatch.setattr(_prepared, "_prepared", {})  # choose the loops again
-    assert _rows.literal_shape(1, 2, 2, 1, SUM, x.dtype) == _rows.GENERIC
+    assert _rows.literal_shape(1, 2, 2, 1, SUM, x.dtype, False) == _rows.GENERIC
     for want, got in zip(literal, every_path(), strict=True):
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
@@ -144,7 +149,7 @@ def test_the_walk_compiles_only_for_a_call_with_rows_for_it():
     walk, and both give the same values and positions as the generic walk."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 1, 6, 8)).astype(np.float32)
-    shape = _rows.literal_shape(1, 2, 2, 1, MAX, x.dtype)
+    shape = _rows.literal_shape(1, 2, 2, 1, MAX, x.dtype, True)
     fresh = _rows.forward_kernel.__wrapped__(MAX, True, True, shape)  # not the shared one
     generic = _rows.forward_kernel(MAX, True, True, _rows.GENERIC)
     assert isinstance(fresh, _rows.WholeRowsFirst) and not fresh.walk.signatures

@@ -827,6 +827,49 @@ def test_rows_of_3x3_stride_2_windows_folded_whole_equal_torch(dtype, geometry):
             assert_identical(layer.backward(grad), t.grad.numpy())
 
 
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+@pytest.mark.parametrize("geometry", [(2, 2, 0), (3, 2, 1), (3, 2, 0)], ids=str)
+@pytest.mark.parametrize("channels", [2, 5, 16])
+def test_channels_last_rows_of_any_channel_count_folded_whole_equal_torch(dtype, geometry,
+                                                                          channels):
+    """Channels-last rows of 2x2 and 3x3 stride-2 windows with positions, of channel
+    counts without a loop of their own (the loop reads C from the row), go straight into
+    the output: heights and widths 1 to 9 (edge windows, rows over the padding), with
+    ties in most windows and then one NaN, ceil_mode too, the values, flat indices and
+    the layer's gradient (its window positions), against PyTorch on the transpose."""
+    kernel, stride, padding = geometry
+    rng = np.random.default_rng(channels)
+    for height, width, ceil_mode in itertools.product(range(1, 10, 2), range(1, 10),
+                                                      (False, True)):
+        x = rng.integers(0, 4, (2, height, width, channels)).astype(dtype)
+        cases = [x]
+        if dtype.startswith("float"):
+            cases.append(x.copy())
+            cases[-1][1, height // 2, width // 2, channels // 2] = np.nan
+        for case in cases:
+            t = torch.from_numpy(np.moveaxis(case, -1, 1).astype(np.float64)).requires_grad_()
+            try:
+                y, idx = F.max_pool2d(t, kernel, stride, padding, 1, ceil_mode, True)
+            except RuntimeError:  # no output at this size: poolnd refuses it too
+                with pytest.raises(ValueError):
+                    poolnd.max_pool(case, (kernel, kernel), stride, padding, axes=(1, 2),
+                                    ceil_mode=ceil_mode)
+                continue
+            grad = rng.integers(-3, 4, tuple(y.shape)).astype(np.float64)
+            y.backward(torch.from_numpy(grad))
+            values, indices = poolnd.max_pool(case, (kernel, kernel), stride, padding,
+                                              ceil_mode=ceil_mode, axes=(1, 2),
+                                              return_indices=True)
+            assert values.dtype == case.dtype
+            assert_identical(np.moveaxis(values, -1, 1).astype(np.float64), y.detach().numpy())
+            assert_identical(np.moveaxis(indices, -1, 1), idx.numpy())
+            layer = poolnd.nn.MaxPool2d(kernel, stride, padding, ceil_mode=ceil_mode,
+                                        channels_last=True)
+            assert_identical(layer(case), values)
+            assert_identical(np.moveaxis(layer.backward(np.moveaxis(grad, 1, -1)), -1, 1),
+                             t.grad.numpy())
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64", "uint8", "int16"])
 @pytest.mark.parametrize("padding, ceil_mode", [(1, False), (0, False), (0, True), (1, True)])
 def test_rows_of_3x3_stride_2_averages_folded_whole_equal_torch(dtype, padding, ceil_mode):
