@@ -292,7 +292,7 @@ def _make_two_row_loop(with_positions, flat_index, reduction, shape):
                  code_first, identity, W, pw, ow_lo, ow_hi, row_lo, row_hi):
         C = C_literal if C_literal != 0 else x_0.shape[0] // W
         for j in range(out_row.shape[0] // C):
-            for c in range(C):  # C and kw are literals: channels and taps unroll
+            for c in range(C):  # C (but for any C) and kw are literals: they unroll
                 # not the identity, an argument: from a constant zero (an exact one for
                 # integers) or the first tap, the compiler may narrow the lanes and fold the
                 # first merge; from the identity, uint8 sums and 2x2 maxima with positions
@@ -571,8 +571,8 @@ def literal_shape(C, kw, sw, dw, reduction, dtype, with_positions):
     same order. The shapes for any ``C`` serve maxima with positions (a layer's
     forward), whose rows then go straight into the output, each window's first
     maximum found by a tree of comparisons: a (32, 112, 112, 64) MaxPool2d(3, 2,
-    1) step with ``channels_last=True`` 64-71 -> 33-37 ms, CIFAR's (128, 32, 32,
-    64) 20-21 -> 14-17 ms. Values alone stay in the walk, whose passes along a
+    1) step with ``channels_last=True`` 64-65 -> 33-42 ms, CIFAR's (128, 32, 32,
+    64) 22-36 -> 14-15 ms. Values alone stay in the walk, whose passes along a
     row of many channels were faster (that CIFAR maximum 1.6 ms, 3.8 to 5.1
     straight in).
     """
