@@ -131,7 +131,9 @@ def test_the_loops_with_and_without_literal_sizes_give_the_same_bits(dtype, monk
                 *poolnd.max_pool(np.moveaxis(x, 1, -1), 2, axes=(1, 2), return_indices=True),
                 *[part for kernel, stride, padding in ((2, 2, 0), (3, 2, 1))  # any C: 5
                   for part in poolnd.max_pool(np.moveaxis(five, 1, -1), kernel, stride, padding,
-                                              axes=(1, 2), return_indices=True)]]
+                                              axes=(1, 2), return_indices=True)],
+                poolnd.max_pool(np.moveaxis(five, 1, -1), 2, axes=(1, 2)),
+                poolnd.avg_pool(np.moveaxis(five, 1, -1), 2, axes=(1, 2))]
 
     literal = every_path()
     assert _rows.literal_shape(1, 2, 2, 1, SUM, x.dtype, False) != _rows.GENERIC

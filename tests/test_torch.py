@@ -832,11 +832,12 @@ def test_rows_of_3x3_stride_2_windows_folded_whole_equal_torch(dtype, geometry):
 @pytest.mark.parametrize("channels", [2, 5, 16])
 def test_channels_last_rows_of_any_channel_count_folded_whole_equal_torch(dtype, geometry,
                                                                           channels):
-    """Channels-last rows of 2x2 and 3x3 stride-2 windows with positions, of channel
-    counts without a loop of their own (the loop reads C from the row), go straight into
-    the output: heights and widths 1 to 9 (edge windows, rows over the padding), with
-    ties in most windows and then one NaN, ceil_mode too, the values, flat indices and
-    the layer's gradient (its window positions), against PyTorch on the transpose."""
+    """Channels-last rows of 2x2 and 3x3 stride-2 windows with positions (and 2x2 values
+    of up to 16 channels), of channel counts without a loop of their own (the loop reads
+    C from the row), go straight into the output: heights and widths 1 to 9 (edge
+    windows, rows over the padding), with ties in most windows and then one NaN,
+    ceil_mode too, the values, flat indices, the layer's gradient (its window positions),
+    and values alone and uint8 averages, against PyTorch on the transpose."""
     kernel, stride, padding = geometry
     rng = np.random.default_rng(channels)
     for height, width, ceil_mode in itertools.product(range(1, 10, 2), range(1, 10),
@@ -868,6 +869,15 @@ def test_channels_last_rows_of_any_channel_count_folded_whole_equal_torch(dtype,
             assert_identical(layer(case), values)
             assert_identical(np.moveaxis(layer.backward(np.moveaxis(grad, 1, -1)), -1, 1),
                              t.grad.numpy())
+            # values alone: straight in too for 2x2 windows of few channels
+            assert_identical(poolnd.max_pool(case, (kernel, kernel), stride, padding,
+                                             ceil_mode=ceil_mode, axes=(1, 2)), values)
+            if not dtype.startswith("float"):  # sums of small whole numbers: exact
+                want = F.avg_pool2d(t.detach(), kernel, stride, padding, ceil_mode).numpy()
+                assert_identical(
+                    np.moveaxis(poolnd.avg_pool(case, (kernel, kernel), stride, padding,
+                                                ceil_mode=ceil_mode, axes=(1, 2)), -1, 1),
+                    want)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "uint8", "int16"])
