@@ -4,6 +4,7 @@ import json
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -139,11 +140,26 @@ def test_registry_names_are_unique_and_quick_inputs_are_smaller():
         assert np.prod(small.shape) <= np.prod(big.shape)
 
 
-def test_thread_scaling_compares_one_thread_with_two():
-    result = bench.thread_scaling(bench.max2d_case("tiny", TINY, 3, 2, 1), 3)
+def test_thread_scaling_compares_one_thread_with_two(monkeypatch):
+    """The two-thread runs split even a call too small for poolnd's own rule to split
+    (otherwise the row compares one thread with one), and the rule is back after it."""
+    submitted = []
+    real_submit = ThreadPoolExecutor.submit
+
+    def counting_submit(pool, *args, **kwargs):
+        submitted.append(1)
+        return real_submit(pool, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", counting_submit)
+    case = bench.max2d_case("tiny", TINY, 3, 2, 1)
+    result = bench.thread_scaling(case, 3)
     if "skipped" in result:
         pytest.skip(result["skipped"])
     assert result["ratio"] == pytest.approx(result["ms_1_thread"] / result["ms_2_threads"])
+    assert submitted, "the two-thread runs ran on one thread"
+    submitted.clear()
+    case.poolnd(poolnd, bench.make_input(case.shape, case.dtype))()
+    assert not submitted, "a small call is split after the row too"
 
 
 def test_memory_probe_reports_poolnd_and_skips_a_missing_torch():

@@ -7,8 +7,9 @@ times short and lets any number of user threads call poolnd at once.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -40,6 +41,20 @@ def set_num_threads(n: int) -> None:
         raise ValueError(f"set_num_threads: n must be an int from 1 to {_MOST_THREADS}, "
                          f"got {n!r}")
     _threads = n  # the pool stays: a call hands out only n - 1 ranges to it
+
+
+@contextlib.contextmanager
+def split_every_call() -> Iterator[None]:
+    """Within the block, every call splits its jobs over the threads, however little
+    work it has: to measure what threads give a small call (``poolnd bench``'s threads
+    row). Prepared calls choose at their first call (see :func:`prepared_run`): those
+    made before or inside the block are to be forgotten on entering and leaving it."""
+    global _SMALL_WORK
+    before, _SMALL_WORK = _SMALL_WORK, 0
+    try:
+        yield
+    finally:
+        _SMALL_WORK = before
 
 
 def prepared_run(kernel, n_jobs: int, work: int, *constants) -> Callable[..., None]:

@@ -71,3 +71,9 @@ def prepared(call_key: Hashable, prepare: Callable[[], Any]) -> Any:
                 _prepared.clear()
             _prepared[call_key] = found
     return found
+
+
+def forget() -> None:
+    """Drop every prepared call: the next call of each prepares it again."""
+    with _lock:
+        _prepared.clear()
