@@ -173,3 +173,15 @@ def test_the_walk_compiles_only_for_a_call_with_rows_for_it():
         np.testing.assert_array_equal(got, want)
     assert fresh.walk.signatures
     assert pooled(fresh, x)[1][1, 0, 1, 2] == 3 * 8 + 5
+
+
+def test_a_rows_divisor_is_the_same_in_python_and_in_the_kernels():
+    """row_kernel decides in Python whether any row can go straight into the output, the
+    kernels row by row: the two forms of the shared divisor must agree, or rows would be
+    skipped by a walk that runs alone."""
+    for divisors, n in [([2.0, 2.0, 2.0], 3), ([2.0, 3.0, 3.0], 3), ([3.0, 3.0, 2.0], 3),
+                        ([3.0, 3.0, 2.0], 2), ([4.0], 1), ([1.0, 2.0], 0),
+                        ([3.0] * 2047 + [2.0], 2048), ([3.0] * 2048, 2048)]:
+        row = np.array(divisors)
+        assert _rows._row_divisor_of(row, n) == _rows._row_divisor.py_func(row, n), (
+            divisors, n)

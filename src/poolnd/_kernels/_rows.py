@@ -592,7 +592,6 @@ def literal_shape(C, kw, sw, dw, reduction, dtype, with_positions):
     return GENERIC
 
 
-
 def row_kernel(reduction, with_positions, flat_index, C, kernel, stride, dilation, pad,
                divisors, W, OW, dtype):
     """The forward kernel of one call, on rows of ``W`` windows of ``C`` to ``OW``: the
@@ -603,7 +602,7 @@ def row_kernel(reduction, with_positions, flat_index, C, kernel, stride, dilatio
                           with_positions)
     kernels = forward_kernel(reduction, with_positions, flat_index, shape)
     ow_lo, ow_hi = inside_outputs.py_func(W, kernel[2], stride[2], dilation[2], pad[2], OW)
-    w_divisor = _row_divisor.py_func(divisors[2], OW) if reduction == SUM else 0.0
+    w_divisor = _row_divisor_of(divisors[2], OW) if reduction == SUM else 0.0
     if isinstance(kernels, WholeRowsFirst) and not _goes_whole.py_func(
             WHOLE_ROW_HEIGHT[shape], kernel, ow_lo, ow_hi, OW, reduction, w_divisor):
         return kernels.walk
@@ -631,6 +630,18 @@ def _row_divisor(divisors_on_w, OW):
     for ow in range(OW):
         w_divisor = w_divisor if divisors_on_w[ow] == w_divisor else 0.0
     return w_divisor
+
+
+def _row_divisor_of(divisors_on_w, OW):
+    """:func:`_row_divisor` for Python's caller, by NumPy's reductions (the divisors are
+    finite, so all are equal where the least is the greatest): the loop, run in Python
+    at each unprepared call, took 0.3 ms on a row of 2048 windows; in the kernels it
+    compiles in less time than the reductions (a first 2x2 average 0.5 to 1 s sooner)."""
+    if OW == 0:
+        return 0.0
+    row = divisors_on_w[:OW]
+    least = row.min()
+    return float(least) if row.max() == least else 0.0
 
 
 @cache
